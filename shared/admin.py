@@ -1,0 +1,70 @@
+"""``/v1/admin/*``: tenant administration over HTTP, on only when MULTIAGENT_ADMIN_KEY is set."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from shared.errors import Forbidden, NotFound, Unauthenticated
+from shared.runtime import Runtime
+from shared.tenants import TenantAdmin, public_tenant
+
+
+def admin_routes(runtime: Runtime, serve_mode: bool) -> list[Route]:
+    """The admin routes, answering 404 when the admin API is off."""
+    admin = TenantAdmin(runtime.store, runtime.settings, runtime.catalog, actor="admin-api")
+
+    async def guard(request: Request) -> None:
+        from shared.app import request_key
+
+        expected = runtime.settings.admin_key
+        if not expected:
+            raise NotFound("the admin API is off; set MULTIAGENT_ADMIN_KEY to enable it")
+        key = request_key(request)
+        if not key:
+            raise Unauthenticated("send the admin key as 'Authorization: Bearer KEY'")
+        if not hmac.compare_digest(key.encode(), expected.encode()):
+            raise Forbidden("that is not the admin key")
+
+    async def run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+
+    async def tenants(request: Request) -> Response:
+        await guard(request)
+        if request.method == "GET":
+            items = await run(runtime.store.list_tenants)
+            return JSONResponse({"tenants": [public_tenant(t) for t in items]})
+        from shared.app import read_json
+
+        body = await read_json(request, runtime.settings.max_body_bytes)
+        tenant, key = await run(admin.create, body.pop("name", ""), **body)
+        return JSONResponse({**public_tenant(tenant), "api_key": key}, status_code=201)
+
+    async def tenant(request: Request) -> Response:
+        await guard(request)
+        tenant_id = request.path_params["tenant_id"]
+        if request.method == "GET":
+            return JSONResponse(public_tenant(await run(admin.get, tenant_id)))
+        from shared.app import read_json
+
+        body = await read_json(request, runtime.settings.max_body_bytes)
+        return JSONResponse(public_tenant(await run(admin.update, tenant_id, **body)))
+
+    async def keys(request: Request) -> Response:
+        await guard(request)
+        tenant_id = request.path_params["tenant_id"]
+        if request.method == "DELETE":
+            return JSONResponse({"revoked": await run(admin.revoke_keys, tenant_id)})
+        return JSONResponse({"tenant_id": tenant_id, "api_key": await run(admin.issue_key, tenant_id)},
+                            status_code=201)
+
+    return [
+        Route("/v1/admin/tenants", tenants, methods=["GET", "POST"]),
+        Route("/v1/admin/tenants/{tenant_id}", tenant, methods=["GET", "PATCH"]),
+        Route("/v1/admin/tenants/{tenant_id}/keys", keys, methods=["POST", "DELETE"]),
+    ]

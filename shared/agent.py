@@ -1,0 +1,145 @@
+"""The tool-use loop: one team operation, from validated input to validated output.
+
+Each turn is one budgeted model call. The loop ends when the model submits output that
+validates against the operation's pydantic model; it forces that submission with
+``tool_choice`` when a turn ends without it, shows the model its validation errors a
+bounded number of times, returns tool exceptions as ``is_error`` results, and stops at
+``max_turns`` or the operation's deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from shared.budget import BudgetedCall, budgeted
+from shared.catalog import Operation, Team
+from shared.errors import ModelError, Timeout
+from shared.models.base import ModelProvider, ModelRequest
+from shared.observability.redact import redact
+from shared.tools import Tool, ToolContext, ToolFailure, tools_for
+from shared.tools.base import TeamCaller
+
+SUBMIT_TOOL = "submit_result"
+MAX_TOOL_RESULT_CHARS = 20_000
+
+
+@dataclass
+class AgentCall(BudgetedCall):
+    """A budgeted call plus what the loop needs: the team, the operation and a model."""
+
+    team_def: Team | None = None
+    operation_def: Operation | None = None
+    input: BaseModel | None = None
+    provider: ModelProvider | None = None
+    call_team: TeamCaller | None = None
+    model: str | None = None
+    transcript: list[dict[str, Any]] = field(default_factory=list)
+
+
+def system_prompt(team: Team, op: Operation) -> str:
+    """The team's role, then what this operation must produce and how to hand it in."""
+    return (
+        f"{team.role.strip()}\n\n"
+        f"## Current task: {op.name}\n{op.description}\n{op.instructions}\n\n"
+        f"When you have the answer, call the `{SUBMIT_TOOL}` tool exactly once with the complete result; "
+        "its input schema is the required output format. Use the other tools only when they help."
+    )
+
+
+def submit_tool(op: Operation) -> dict[str, Any]:
+    """The structured-output tool whose input schema is the operation's output model."""
+    return {"name": SUBMIT_TOOL, "description": f"Submit the final result of {op.name}.",
+            "input_schema": op.output_schema()}
+
+
+def _tool_result(tool_use_id: str, content: str, is_error: bool = False) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": tool_use_id,
+                             "content": redact(content)[:MAX_TOOL_RESULT_CHARS]}
+    if is_error:
+        block["is_error"] = True
+    return block
+
+
+async def _run_tool(tool: Tool | None, name: str, args: dict[str, Any], ctx: ToolContext) -> tuple[str, bool]:
+    if tool is None:
+        return f"tool {name!r} is not available to this team", True
+    try:
+        parsed = tool.input.model_validate(args)
+        result = await tool.run(ctx, parsed)
+        return json.dumps(result, default=str), False
+    except ValidationError as exc:
+        return f"invalid arguments: {exc.errors(include_url=False)}", True
+    except ToolFailure as exc:
+        return str(exc), True
+    except Exception as exc:  # noqa: BLE001 - a tool's crash is reported to the model, not the user
+        return f"{name} failed: {type(exc).__name__}: {exc}", True
+
+
+@budgeted
+async def run_operation(call: BudgetedCall) -> dict[str, Any]:
+    """Run one operation to validated output (``call`` is an :class:`AgentCall`)."""
+    assert isinstance(call, AgentCall) and call.guard and call.team_def and call.operation_def and call.provider
+    deadline = call.settings.operation_deadline_s
+    start = time.monotonic()
+    try:
+        async with asyncio.timeout(deadline):
+            output = await _loop(call)
+    except TimeoutError:
+        raise Timeout(f"{call.team_def.name}/{call.operation_def.name} ran past its {deadline:.0f} s deadline") from None
+    return {"output": output.model_dump(mode="json"), "duration_ms": round((time.monotonic() - start) * 1000, 1)}
+
+
+async def _loop(call: AgentCall) -> BaseModel:
+    team, op, guard, provider = call.team_def, call.operation_def, call.guard, call.provider
+    assert team and op and guard and provider and call.input is not None
+    tools = {t.name: t for t in tools_for(team.tools)}
+    ctx = ToolContext(tenant_id=call.identity.tenant.id, team=team.name, request_id=call.identity.request_id,
+                      store=call.store, chain=call.identity.chain or (team.name,), call_team=call.call_team)
+    definitions = [t.definition() for t in tools.values()] + [submit_tool(op)]
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": f"Input for {op.name}:\n{json.dumps(call.input.model_dump(mode='json'))}"}
+    ]
+    call.transcript = messages
+    force, invalid = False, 0
+    model = call.model or team.model
+    for _turn in range(call.settings.max_turns):
+        request = ModelRequest(
+            model=model, system=system_prompt(team, op), messages=messages, max_tokens=op.max_tokens,
+            tools=definitions, tool_choice={"type": "tool", "name": SUBMIT_TOOL} if force else None,
+        )
+        response = await guard.call(provider, request)
+        messages.append({"role": "assistant", "content": response.content})
+        uses = [b for b in response.content if b.get("type") == "tool_use"]
+        if not uses:
+            text = "".join(b.get("text", "") for b in response.content if b.get("type") == "text").strip()
+            if op.name == "ask" and text:
+                return op.output.model_validate({"answer": text})
+            force = True
+            messages.append({"role": "user", "content": f"Now call `{SUBMIT_TOOL}` with the final result."})
+            continue
+        results: list[dict[str, Any]] = []
+        for use in uses:
+            if use["name"] == SUBMIT_TOOL:
+                try:
+                    return op.output.model_validate(use.get("input") or {})
+                except ValidationError as exc:
+                    invalid += 1
+                    if invalid > call.settings.max_output_retries:
+                        raise ModelError(
+                            f"the model did not produce valid {op.name} output after {invalid} attempts: "
+                            f"{exc.error_count()} validation errors"
+                        ) from None
+                    errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors(include_url=False)]
+                    results.append(_tool_result(use["id"], f"Output rejected, fix these errors: {errors}", True))
+                    force = True
+                continue
+            content, is_error = await _run_tool(tools.get(use["name"]), use["name"], use.get("input") or {}, ctx)
+            results.append(_tool_result(use["id"], content, is_error))
+        messages.append({"role": "user", "content": results})
+    raise ModelError(f"{team.name}/{op.name} gave no valid output within {call.settings.max_turns} turns")

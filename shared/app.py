@@ -1,0 +1,345 @@
+"""The ASGI app factory: the contract's HTTP API for the gateway and for each team.
+
+Starlette rather than FastAPI: the catalog already gives us pydantic models and the
+OpenAPI document, and a team function's cold start is what users pay for (FastAPI's
+import added ~0.3 s to first 200 in our measurement; Starlette adds almost nothing).
+
+The request stack, outermost first: error boundary (every failure becomes
+problem+json with the request id, never a traceback), request id + access log, CORS,
+then the routes. Body limits are checked before a body is read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from shared.agent import AgentCall, run_operation
+from shared.budget import CallIdentity, day_key, month_key, window_name
+from shared.catalog import Team
+from shared.config import Settings
+from shared.errors import (
+    PROBLEM_TYPES,
+    InvalidJSON,
+    NotFound,
+    PayloadTooLarge,
+    ProblemError,
+    Unauthenticated,
+    Unavailable,
+    ValidationFailed,
+)
+from shared.observability.logging import configure, log_event
+from shared.pricing import usd
+from shared.routing import TeamRouter
+from shared.runtime import Runtime
+from shared.store.base import StoreUnavailable, Tenant
+
+log = logging.getLogger("multiagent.http")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem_response(exc: ProblemError, request_id: str) -> JSONResponse:
+    """The problem+json answer for ``exc``."""
+    headers = {"x-request-id": request_id, **exc.headers()}
+    body = exc.to_problem()
+    body["request_id"] = request_id
+    return JSONResponse(body, status_code=exc.status, headers=headers, media_type=PROBLEM_JSON)
+
+
+class ErrorBoundary:
+    """Outermost middleware: request id, access log, and no error escapes as a traceback."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming[:64] if incoming.replace("-", "").replace("_", "").isalnum() else ""
+        request_id = request_id or "req_" + uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = {"code": 500, "sent": False}
+
+        async def send_with_id(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status["code"], status["sent"] = message["status"], True
+                headers = list(message.get("headers", []))
+                if not any(k.lower() == b"x-request-id" for k, _ in headers):
+                    headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:  # noqa: BLE001 - the boundary: everything becomes problem+json
+            if status["sent"]:
+                raise
+            if isinstance(exc, StoreUnavailable):
+                exc = Unavailable(f"the state store is unreachable: {exc}", retry_after_s=2)
+            if not isinstance(exc, ProblemError):
+                log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+                exc = ProblemError("an unexpected error occurred; quote the request id when reporting it")
+            await problem_response(exc, request_id)(scope, receive, send_with_id)
+        finally:
+            log_event(log, "request", request_id=request_id, method=scope.get("method"), path=scope.get("path"),
+                      status=status["code"], duration_ms=round((time.perf_counter() - started) * 1000, 2))
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The request body as JSON, enforcing the size limit before and while reading."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit}", limit_bytes=limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is over the {limit}-byte limit", limit_bytes=limit)
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidJSON(f"the body is not valid JSON: {exc}") from None
+
+
+def request_key(request: Request) -> str | None:
+    """The API key the caller sent, if any."""
+    from shared.auth import key_from_headers
+
+    return key_from_headers(request.headers.get("authorization"), request.headers.get("x-api-key"))
+
+
+async def authenticate(runtime: Runtime, request: Request) -> Tenant:
+    """The calling tenant (401/403 otherwise; 503 when the store is down)."""
+    try:
+        tenant: Tenant = await anyio.to_thread.run_sync(runtime.auth.tenant_for, request_key(request))
+    except StoreUnavailable as exc:
+        raise Unavailable(f"cannot check the API key: the state store is unreachable ({exc})", retry_after_s=2) from exc
+    request.state.tenant = tenant
+    return tenant
+
+
+def _validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    return [{"loc": ["body", *e["loc"]], "msg": e["msg"]} for e in exc.errors(include_url=False)]
+
+
+def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> Starlette:
+    """Build the ASGI app for the gateway (all teams) or one team (``MULTIAGENT_TEAM``)."""
+    runtime = runtime or Runtime()
+    settings: Settings = runtime.settings
+    configure(settings.log_level)
+    router = TeamRouter(runtime)
+
+    def team_or_404(name: str) -> Team:
+        return runtime.catalog.team(name)
+
+    async def health(request: Request) -> Response:
+        from shared.observability.health import check_health
+
+        body, status = await check_health(runtime, deep=request.query_params.get("deep") == "1")
+        return JSONResponse(body, status_code=status)
+
+    async def list_teams(request: Request) -> Response:
+        return JSONResponse({"teams": [t.describe() for t in runtime.catalog]})
+
+    async def get_team(request: Request) -> Response:
+        return JSONResponse(team_or_404(request.path_params["team"]).describe())
+
+    async def invoke(request: Request) -> Response:
+        team = team_or_404(request.path_params["team"])
+        op = team.operation(request.path_params["operation"])
+        request_id = request.state.request_id
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
+            raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {settings.max_body_bytes}",
+                                  limit_bytes=settings.max_body_bytes)
+        tenant = await authenticate(runtime, request)
+        if router.is_remote(team.name):
+            return await router.forward(request, team.name)
+        body = await read_json(request, settings.max_body_bytes)
+        if not isinstance(body, dict):
+            raise ValidationFailed("the body must be a JSON object", errors=[{"loc": ["body"], "msg": "not an object"}])
+        try:
+            parsed = op.input.model_validate(body)
+        except ValidationError as exc:
+            raise ValidationFailed(f"input does not match {team.name}/{op.name}", errors=_validation_errors(exc)) \
+                from None
+        chain = router.chain_from(request, team.name)
+        call = AgentCall(
+            store=runtime.store, settings=settings,
+            identity=CallIdentity(tenant=tenant, team=team.name, operation=op.name, request_id=request_id, chain=chain),
+            body=body, idempotency_key=request.headers.get("idempotency-key"),
+            team_def=team, operation_def=op, input=parsed, provider=await runtime.provider(),
+            call_team=router.caller(request, tenant, chain), model=runtime.model_for(team.model),
+        )
+        result = await run_operation(call)
+        guard = call.guard
+        assert guard is not None
+        if call.replayed:
+            return JSONResponse(result, headers={"idempotent-replayed": "true"})
+        model = guard.models[-1] if guard.models else runtime.model_for(team.model)
+        payload = {
+            "id": request_id, "team": team.name, "operation": op.name, "output": result["output"],
+            "model": model if runtime.settings.model_provider != "offline" else "offline",
+            "usage": {"input_tokens": guard.usage.input_tokens, "output_tokens": guard.usage.output_tokens,
+                      "cost_usd": usd(guard.cost_micros)},
+            "duration_ms": result["duration_ms"],
+        }
+        if call.idempotency_key:
+            await anyio.to_thread.run_sync(
+                runtime.store.complete_idempotency, tenant.id,
+                f"{team.name}/{op.name}/{call.idempotency_key}", payload,
+            )
+        return JSONResponse(payload, headers=guard.headers())
+
+    async def usage(request: Request) -> Response:
+        tenant = await authenticate(runtime, request)
+        return JSONResponse(await anyio.to_thread.run_sync(usage_report, runtime, tenant))
+
+    async def audit(request: Request) -> Response:
+        tenant = await authenticate(runtime, request)
+        try:
+            limit = max(1, min(200, int(request.query_params.get("limit", "50"))))
+        except ValueError:
+            raise ValidationFailed("limit must be an integer", errors=[{"loc": ["query", "limit"],
+                                                                       "msg": "not an integer"}]) from None
+        before = request.query_params.get("before")
+        events = await anyio.to_thread.run_sync(lambda: runtime.store.list_audit(tenant.id, limit + 1, before))
+        body: dict[str, Any] = {"events": [e.public() for e in events[:limit]]}
+        if len(events) > limit:
+            body["next"] = events[limit - 1].at
+        return JSONResponse(body)
+
+    async def openapi(request: Request) -> Response:
+        from shared.openapi import build_openapi
+
+        return JSONResponse(build_openapi(runtime.catalog, settings.version))
+
+    async def docs(request: Request) -> Response:
+        from shared.openapi import docs_html
+
+        return HTMLResponse(docs_html())
+
+    async def problem_page(request: Request) -> Response:
+        slug = request.path_params["slug"]
+        for cls in PROBLEM_TYPES:
+            if cls.slug == slug:
+                return HTMLResponse(f"<!doctype html><title>{cls.title}</title><h1>{cls.status} {cls.title}</h1>"
+                                    f"<p>Problem type <code>/problems/{slug}</code> of the multiagent-framework API."
+                                    " The <code>detail</code> member of the response says what to change.</p>")
+        raise NotFound(f"no problem type {slug!r}")
+
+    async def not_found(request: Request) -> Response:
+        raise NotFound(f"no route for {request.method} {request.url.path}")
+
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        Route("/v1/teams", list_teams, methods=["GET"]),
+        Route("/v1/teams/{team}", get_team, methods=["GET"]),
+        Route("/v1/teams/{team}/{operation}", invoke, methods=["POST"]),
+        Route("/v1/usage", usage, methods=["GET"]),
+        Route("/v1/audit", audit, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
+        Route("/problems/{slug}", problem_page, methods=["GET"]),
+    ]
+    for extend in EXTENSIONS:
+        routes.extend(extend(runtime, serve_mode))
+    routes.append(Route("/{path:path}", not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]))
+
+    middleware = [Middleware(ErrorBoundary)]
+    if settings.allowed_origins:
+        middleware.append(Middleware(CORSMiddleware, allow_origins=list(settings.allowed_origins),
+                                     allow_methods=["GET", "POST", "DELETE"], allow_headers=["*"],
+                                     expose_headers=["x-request-id", "x-budget-remaining-usd", "retry-after"]))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
+        runtime.warm_up()
+        yield
+        await router.close()
+
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
+                    exception_handlers={404: _not_found_handler, 405: _method_handler})
+    app.state.runtime = runtime
+    return app
+
+
+async def _not_found_handler(request: Request, exc: Exception) -> Response:
+    raise NotFound(f"no route for {request.method} {request.url.path}")
+
+
+async def _method_handler(request: Request, exc: Exception) -> Response:
+    raise NotFound(f"{request.method} is not served on {request.url.path}")
+
+
+# Route factories added by other modules (admin API, metrics, dashboard, runs):
+# each is (runtime, serve_mode) -> list of routes. Registered at import of shared.extensions.
+RouteFactory = Callable[[Runtime, bool], list[Route]]
+EXTENSIONS: list[RouteFactory] = []
+
+
+def usage_report(runtime: Runtime, tenant: Tenant) -> dict[str, Any]:
+    """``GET /v1/usage``: settled spend per window and the month's ledger by team, day and model."""
+    now = time.time()
+    keys = [day_key(now), month_key(now)]
+    windows = {window_name(w.key): w for w in runtime.store.get_windows(tenant.id, keys)}
+    month_start = month_key(now)[len("month:"):] + "-01"
+    entries = runtime.store.list_ledger(tenant.id, since=month_start)
+    by_team: dict[str, dict[str, Any]] = {}
+    by_day: dict[str, dict[str, Any]] = {}
+    by_model: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        for table, key, name in ((by_team, e.team, "team"), (by_day, e.at[:10], "day"), (by_model, e.model, "model")):
+            row = table.setdefault(key, {name: key, "calls": 0, "input_tokens": 0, "output_tokens": 0, "micros": 0})
+            row["calls"] += 1
+            row["input_tokens"] += e.input_tokens
+            row["output_tokens"] += e.output_tokens
+            row["micros"] += e.cost_micros
+
+    def rows(table: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**{k: v for k, v in r.items() if k != "micros"}, "cost_usd": usd(r["micros"])}
+                for _, r in sorted(table.items())]
+
+    def spent(name: str) -> float:
+        return usd(windows[name].spent_micros) if name in windows else 0.0
+
+    return {
+        "tenant_id": tenant.id,
+        "spent_usd": {"day": spent("day"), "month": spent("month")},
+        "reserved_usd": {name: usd(w.reserved_micros) for name, w in windows.items()},
+        "limits": {
+            "daily_usd": usd(tenant.daily_limit_micros), "monthly_usd": usd(tenant.monthly_limit_micros),
+            "rpm": tenant.rpm, "tpm": tenant.tpm, "alert_threshold": tenant.alert_threshold,
+            "team_daily_usd": {t: usd(v) for t, v in tenant.team_daily_limit_micros.items()},
+        },
+        "by_team": rows(by_team),
+        "by_day": rows(by_day),
+        "by_model": rows(by_model),
+    }
+
+
+__all__ = ["EXTENSIONS", "Unauthenticated", "create_app", "problem_response", "usage_report"]
+Handler = Callable[[Request], Awaitable[Response]]

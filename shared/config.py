@@ -1,0 +1,115 @@
+"""Settings from the environment, validated once at start-up.
+
+A plain dataclass rather than pydantic-settings: it is read on every cold start and this
+keeps that path to the standard library. Every bad value is a :class:`ConfigurationError`
+whose message names the variable and what would be valid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+from shared.errors import ConfigurationError
+
+PROVIDERS = ("anthropic", "bedrock", "vertex", "offline")
+SECRET_BACKENDS = ("env", "gcp", "aws")
+
+
+def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} must be an integer") from None
+    if value < minimum:
+        raise ConfigurationError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} must be a number") from None
+    if value <= 0:
+        raise ConfigurationError(f"{name}={raw!r} must be positive")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a function needs to know about its deployment."""
+
+    store_url: str = "sqlite:///./data/multiagent.db"
+    model_provider: str = "offline"
+    model_override: str | None = None
+    secrets_backend: str = "env"
+    admin_key: str | None = None
+    team: str | None = None
+    team_urls: dict[str, str] = field(default_factory=dict)
+    allowed_origins: tuple[str, ...] = ()
+    max_body_bytes: int = 256 * 1024
+    operation_deadline_s: float = 120.0
+    reservation_margin_s: float = 60.0
+    max_turns: int = 8
+    max_output_retries: int = 2
+    default_daily_usd: float = 10.0
+    default_monthly_usd: float = 100.0
+    default_rpm: int = 60
+    default_tpm: int = 200_000
+    budgets_enabled: bool = True
+    log_level: str = "INFO"
+    version: str = "0.1.0"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Read and validate ``MULTIAGENT_*`` variables (see the contract)."""
+        env = dict(os.environ if environ is None else environ)
+        provider = env.get("MULTIAGENT_MODEL_PROVIDER") or ("anthropic" if env.get("ANTHROPIC_API_KEY") else "offline")
+        if provider not in PROVIDERS:
+            raise ConfigurationError(f"MULTIAGENT_MODEL_PROVIDER={provider!r} must be one of {', '.join(PROVIDERS)}")
+        secrets_backend = env.get("MULTIAGENT_SECRETS") or "env"
+        if secrets_backend not in SECRET_BACKENDS:
+            raise ConfigurationError(f"MULTIAGENT_SECRETS={secrets_backend!r} must be one of {', '.join(SECRET_BACKENDS)}")
+        base_url = env.get("ANTHROPIC_BASE_URL")
+        if base_url and not urlparse(base_url).scheme.startswith("http"):
+            raise ConfigurationError(f"ANTHROPIC_BASE_URL={base_url!r} must be an http(s) URL")
+        team_urls: dict[str, str] = {}
+        if env.get("MULTIAGENT_TEAM_URLS"):
+            try:
+                team_urls = json.loads(env["MULTIAGENT_TEAM_URLS"])
+            except json.JSONDecodeError as exc:
+                raise ConfigurationError(f"MULTIAGENT_TEAM_URLS is not a JSON object of team -> URL: {exc}") from None
+            if not isinstance(team_urls, dict) or not all(
+                isinstance(v, str) and v.startswith("http") for v in team_urls.values()
+            ):
+                raise ConfigurationError("MULTIAGENT_TEAM_URLS must be a JSON object of team -> http(s) base URL")
+        origins = tuple(o.strip() for o in env.get("MULTIAGENT_ALLOWED_ORIGINS", "").split(",") if o.strip())
+        return cls(
+            store_url=env.get("MULTIAGENT_STORE") or cls.store_url,
+            model_provider=provider,
+            model_override=env.get("MULTIAGENT_MODEL") or None,
+            secrets_backend=secrets_backend,
+            admin_key=env.get("MULTIAGENT_ADMIN_KEY") or None,
+            team=env.get("MULTIAGENT_TEAM") or None,
+            team_urls=team_urls,
+            allowed_origins=origins,
+            max_body_bytes=_int(env, "MULTIAGENT_MAX_BODY_BYTES", cls.max_body_bytes, 1),
+            operation_deadline_s=_float(env, "MULTIAGENT_DEADLINE_S", cls.operation_deadline_s),
+            reservation_margin_s=_float(env, "MULTIAGENT_RESERVATION_MARGIN_S", cls.reservation_margin_s),
+            max_turns=_int(env, "MULTIAGENT_MAX_TURNS", cls.max_turns, 1),
+            default_daily_usd=_float(env, "MULTIAGENT_DEFAULT_DAILY_USD", cls.default_daily_usd),
+            default_monthly_usd=_float(env, "MULTIAGENT_DEFAULT_MONTHLY_USD", cls.default_monthly_usd),
+            default_rpm=_int(env, "MULTIAGENT_DEFAULT_RPM", cls.default_rpm, 1),
+            default_tpm=_int(env, "MULTIAGENT_DEFAULT_TPM", cls.default_tpm, 1),
+            budgets_enabled=env.get("MULTIAGENT_BUDGETS", "on") != "off",
+            log_level=(env.get("MULTIAGENT_LOG_LEVEL") or "INFO").upper(),
+        )

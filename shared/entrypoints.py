@@ -1,0 +1,92 @@
+"""The three ways a platform starts a function, built lazily from one ASGI app.
+
+``functions/gateway/main.py`` and ``functions/team/main.py`` expose, through a module
+``__getattr__`` (so nothing is built or imported until a platform asks for it):
+
+- ``app``: the ASGI app (uvicorn, Cloud Run container);
+- ``handler``: the Lambda handler (Mangum, ``lifespan="off"``: Mangum's default runs
+  startup and shutdown on every invocation, so the instance initialises once instead);
+- the functions-framework target (``functions-framework --asgi --target NAME``):
+  functions-framework only accepts ``@functions_framework.aio.http`` functions, not an app
+  object, so the target is a thin forwarder whose response object runs our app with the
+  framework's own ``send`` (streaming responses included).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+
+@lru_cache(maxsize=None)
+def asgi_app(kind: str) -> ASGIApp:
+    """The app for ``kind`` (``gateway`` or ``team``), built once per instance."""
+    from shared.app import create_app
+    from shared.config import Settings
+    from shared.errors import ConfigurationError
+    from shared.runtime import Runtime
+
+    settings = Settings.from_env()
+    if kind == "team" and not settings.team:
+        from shared.catalog import available_team_names
+
+        raise ConfigurationError(f"a team function needs MULTIAGENT_TEAM (one of: {', '.join(available_team_names())})")
+    import shared.extensions  # noqa: F401 - registers the admin, metrics and dashboard routes
+
+    return create_app(Runtime(settings))
+
+
+def lambda_handler(kind: str) -> Callable[..., Any]:
+    """A Mangum handler for ``kind``; the app is initialised on the first invocation."""
+    from mangum import Mangum
+
+    app = asgi_app(kind)
+    app.state.runtime.warm_up()  # type: ignore[attr-defined]
+    return Mangum(app, lifespan="off")
+
+
+class _Passthrough:
+    """A response object that is really our whole app, run on the framework's connection."""
+
+    def __init__(self, app: ASGIApp, scope: Scope, receive: Receive) -> None:
+        self.app, self.scope, self.receive = app, scope, receive
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(self.scope, self.receive, send)
+
+
+def functions_framework_target(kind: str, name: str) -> Callable[..., Any]:
+    """The ``@functions_framework.aio.http`` forwarder called ``name``."""
+    import functions_framework.aio
+
+    app = asgi_app(kind)
+    app.state.runtime.warm_up()  # type: ignore[attr-defined]
+
+    async def forward(request: Any) -> Any:
+        return _Passthrough(app, request.scope, request.receive)
+
+    forward.__name__ = forward.__qualname__ = name
+    return functions_framework.aio.http(forward)  # type: ignore[no-any-return]
+
+
+def module_getattr(kind: str, target: str) -> Callable[[str], Any]:
+    """A PEP 562 ``__getattr__`` for an entry-point module."""
+    cache: dict[str, Any] = {}
+
+    def __getattr__(name: str) -> Any:
+        if name not in cache:
+            if name == "app":
+                cache[name] = asgi_app(kind)
+            elif name == "handler":
+                cache[name] = lambda_handler(kind)
+            elif name == target or name == os.environ.get("FUNCTION_TARGET"):
+                cache[name] = functions_framework_target(kind, name)
+            else:
+                raise AttributeError(name)
+        return cache[name]
+
+    return __getattr__

@@ -1,0 +1,141 @@
+"""One exception tree, mapped to the problem types of the contract.
+
+    MultiAgentError                      500 internal (never shown with a traceback)
+    ├── ConfigurationError               start-up configuration is wrong (CLI: one line)
+    └── ProblemError                     has an HTTP status and a /problems/<slug> type
+        ├── InvalidJSON                  400 invalid-json
+        ├── Unauthenticated              401 unauthenticated
+        ├── Forbidden                    403 forbidden
+        ├── NotFound                     404 not-found
+        ├── Conflict                     409 conflict
+        ├── PayloadTooLarge              413 payload-too-large   (limit_bytes)
+        ├── ValidationFailed             422 validation-error    (errors)
+        ├── BudgetExceeded               402 budget-exceeded     (limit_usd, spent_usd, window, reset_at)
+        ├── RateLimited                  429 rate-limited        (retry_after_s, limit)
+        ├── ModelError                   502 model-error
+        ├── Unavailable                  503 unavailable         (retry_after_s)
+        └── Timeout                      504 timeout
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+
+class MultiAgentError(Exception):
+    """Root of every error this framework raises on purpose."""
+
+
+class ConfigurationError(MultiAgentError):
+    """The deployment is misconfigured; raised at start-up, printed as one line."""
+
+
+class ProblemError(MultiAgentError):
+    """An error with an RFC 9457 problem representation."""
+
+    status: ClassVar[int] = 500
+    slug: ClassVar[str] = "internal"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+    def headers(self) -> dict[str, str]:
+        """Extra response headers this problem carries (retry hints)."""
+        return {}
+
+    def to_problem(self, instance: str | None = None) -> dict[str, Any]:
+        """The problem+json body."""
+        body: dict[str, Any] = {
+            "type": f"/problems/{self.slug}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            body["instance"] = instance
+        body.update(self.extra)
+        return body
+
+
+class InvalidJSON(ProblemError):
+    status, slug, title = 400, "invalid-json", "Request body is not valid JSON"
+
+
+class Unauthenticated(ProblemError):
+    status, slug, title = 401, "unauthenticated", "Missing or invalid API key"
+
+
+class Forbidden(ProblemError):
+    status, slug, title = 403, "forbidden", "Not allowed"
+
+
+class NotFound(ProblemError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class Conflict(ProblemError):
+    status, slug, title = 409, "conflict", "Conflicting concurrent update"
+
+
+class PayloadTooLarge(ProblemError):
+    status, slug, title = 413, "payload-too-large", "Request body too large"
+
+
+class ValidationFailed(ProblemError):
+    status, slug, title = 422, "validation-error", "Input does not match the schema"
+
+    def __init__(self, detail: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(detail, errors=errors or [])
+
+
+class BudgetExceeded(ProblemError):
+    status, slug, title = 402, "budget-exceeded", "Budget exceeded"
+
+    def headers(self) -> dict[str, str]:
+        return {"x-should-retry": "false"}
+
+
+class _Retryable(ProblemError):
+    def __init__(self, detail: str, retry_after_s: float = 1.0, **extra: Any) -> None:
+        retry = max(1, math.ceil(retry_after_s))
+        super().__init__(detail, retry_after_s=retry, **extra)
+        self.retry_after_s = retry
+
+    def headers(self) -> dict[str, str]:
+        return {"retry-after": str(self.retry_after_s), "x-should-retry": "true"}
+
+
+class RateLimited(_Retryable):
+    status, slug, title = 429, "rate-limited", "Rate limit exceeded"
+
+
+class ModelError(ProblemError):
+    status, slug, title = 502, "model-error", "The model failed"
+
+
+class Unavailable(_Retryable):
+    status, slug, title = 503, "unavailable", "A dependency is unavailable"
+
+
+class Timeout(ProblemError):
+    status, slug, title = 504, "timeout", "The operation ran past its deadline"
+
+
+PROBLEM_TYPES: tuple[type[ProblemError], ...] = (
+    InvalidJSON,
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    Conflict,
+    PayloadTooLarge,
+    ValidationFailed,
+    BudgetExceeded,
+    RateLimited,
+    ModelError,
+    Unavailable,
+    Timeout,
+)

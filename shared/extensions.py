@@ -1,0 +1,13 @@
+"""Registers the optional route groups (admin API, metrics, dashboard, runs) on the app.
+
+Kept apart from ``shared.app`` so each group stays in its own module and the app factory
+does not grow with every feature.
+"""
+
+from __future__ import annotations
+
+from shared.admin import admin_routes
+from shared.app import EXTENSIONS
+
+if admin_routes not in EXTENSIONS:
+    EXTENSIONS.append(admin_routes)

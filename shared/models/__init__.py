@@ -1,0 +1,18 @@
+"""Model-provider factory (``MULTIAGENT_MODEL_PROVIDER``)."""
+
+from __future__ import annotations
+
+from shared.models.base import ModelProvider, ModelRequest, ModelResponse, Usage
+
+__all__ = ["ModelProvider", "ModelRequest", "ModelResponse", "Usage", "open_provider"]
+
+
+def open_provider(name: str, api_key: str | None = None, banner: bool = True) -> ModelProvider:
+    """Build the provider ``name`` (anthropic, bedrock, vertex, offline)."""
+    if name == "offline":
+        from shared.models.offline import OfflineProvider
+
+        return OfflineProvider(banner=banner)
+    from shared.models.anthropic import AnthropicProvider
+
+    return AnthropicProvider(name, api_key=api_key)

@@ -1,0 +1,99 @@
+"""What one function instance holds: settings, the store, the authenticator, the catalog
+and the model provider. Nothing else is kept between requests.
+
+The model provider is built off the request path: ``warm_up()`` starts it in a worker
+thread as soon as the server listens (the ``anthropic`` import alone takes ~0.9 s), and
+the first operation awaits it if it is not ready yet. ``/health`` never waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+from shared.auth import Authenticator
+from shared.catalog import Catalog, load_catalog
+from shared.config import Settings
+from shared.errors import ConfigurationError, Unavailable
+from shared.models import ModelProvider, open_provider
+from shared.pricing import price_for
+from shared.secrets import ANTHROPIC_API_KEY, CachedSecrets, SecretUnavailable, open_secrets
+from shared.store import Store, open_store
+
+log = logging.getLogger("multiagent.runtime")
+
+
+class Runtime:
+    """Per-instance state, built once (see the module docstring)."""
+
+    def __init__(self, settings: Settings | None = None, store: Store | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.catalog: Catalog = load_catalog(self.settings.team)
+        self._check_prices()
+        self.store = store or open_store(self.settings.store_url)
+        self.auth = Authenticator(self.store)
+        self.secrets: CachedSecrets = open_secrets(self.settings.secrets_backend)
+        self._provider: ModelProvider | None = None
+        self._provider_error: BaseException | None = None
+        self._provider_lock = threading.Lock()
+        self._provider_thread: threading.Thread | None = None
+        self.extensions: dict[str, Any] = {}
+
+    def _check_prices(self) -> None:
+        if self.settings.model_provider == "offline":
+            return
+        models = {self.settings.model_override} if self.settings.model_override else {t.model for t in self.catalog}
+        models |= {t.on_low_budget_model for t in self.catalog if t.on_low_budget_model}
+        for model in models:
+            price_for(model)  # raises ConfigurationError: never a silent $0
+
+    def model_for(self, team_model: str) -> str:
+        """The model a team call uses (``MULTIAGENT_MODEL`` overrides every team)."""
+        return self.settings.model_override or team_model
+
+    def _build_provider(self) -> None:
+        with self._provider_lock:
+            if self._provider is not None or self._provider_error is not None:
+                return
+            try:
+                name = self.settings.model_provider
+                key = None
+                if name == "anthropic":
+                    key = self.secrets.get(ANTHROPIC_API_KEY)
+                    if not key:
+                        raise ConfigurationError(
+                            "MULTIAGENT_MODEL_PROVIDER=anthropic needs the secret anthropic-api-key "
+                            "(ANTHROPIC_API_KEY with MULTIAGENT_SECRETS=env)"
+                        )
+                self._provider = open_provider(name, api_key=key)
+            except SecretUnavailable as exc:
+                log.error("secret store unreachable while building the model provider: %s", exc)
+            except BaseException as exc:  # kept and re-raised on the request path
+                self._provider_error = exc
+
+    def warm_up(self) -> None:
+        """Start building the model provider in the background (idempotent)."""
+        if self._provider_thread is None:
+            self._provider_thread = threading.Thread(target=self._build_provider, name="provider-warmup", daemon=True)
+            self._provider_thread.start()
+
+    @property
+    def provider_ready(self) -> bool:
+        """True once the provider is built."""
+        return self._provider is not None
+
+    async def provider(self) -> ModelProvider:
+        """The model provider, waiting for the warm-up if it is still running."""
+        if self._provider is None:
+            await asyncio.to_thread(self._build_provider)
+        if self._provider_error is not None:
+            raise self._provider_error
+        if self._provider is None:
+            raise Unavailable("the secret store is unreachable; the model provider cannot be configured")
+        return self._provider
+
+    def close(self) -> None:
+        """Release the store connection."""
+        self.store.close()

@@ -1,0 +1,353 @@
+"""The state-store protocol and its records.
+
+Everything that must survive an instance lives behind :class:`Store`: tenants, API key
+hashes, budget windows, reservations, the usage ledger, audit events, notes, tickets and
+idempotency records. One module per backend implements it (``sqlite``, ``dynamodb``,
+``firestore``) with that store's own atomic primitive; one conformance suite
+(``tests/integration/test_store_conformance.py``) proves each of them.
+
+Money is integer micro-dollars. Times are epoch seconds (float) for expiry and ISO 8601
+UTC strings for display. Every method may raise :class:`StoreUnavailable` when the
+backend cannot be reached; callers turn it into 503 and never run a model unbudgeted.
+
+The budget timeline of one model call::
+
+    reserve(amount, windows, rates)      one atomic write: every window has
+       │                                 spent + reserved + amount <= limit, every rate
+       │                                 fits its GCRA bucket, the reservation is stored
+       ├── model call
+       ▼
+    settle(reservation, real cost, ledger entry)
+                                         one atomic write: reserved -= amount,
+                                         spent += cost, ledger appended, reservation gone
+    (crash) ── expires_at passes ──▶ reclaim_expired() on the next refusal returns the
+                                         amount to every window it held
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from shared.errors import MultiAgentError
+
+
+class StoreUnavailable(MultiAgentError):
+    """The state store could not be reached or answered with an error."""
+
+
+def new_id(prefix: str) -> str:
+    """A random, sortable-enough identifier: ``prefix_<32 hex>``."""
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def now_iso() -> str:
+    """The current UTC time as ISO 8601 with microseconds (sorts lexicographically)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class Tenant:
+    """A customer of the deployment and its limits (money in micro-dollars)."""
+
+    id: str
+    name: str
+    daily_limit_micros: int
+    monthly_limit_micros: int
+    rpm: int
+    tpm: int
+    teams: list[str] | None = None  # allowed teams; None means all
+    team_daily_limit_micros: dict[str, int] = field(default_factory=dict)
+    alert_threshold: float = 0.8
+    disabled: bool = False
+    webhook_url: str | None = None
+    on_low_budget: Literal["refuse", "cheaper_model"] = "refuse"
+    content_logging: bool = False
+    created_at: str = field(default_factory=now_iso)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for serialisation."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Tenant:
+        """Inverse of :meth:`to_dict`, ignoring unknown keys (forward compatible)."""
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class ApiKeyRecord:
+    """A stored API key: only its hash, never the key."""
+
+    key_hash: str
+    tenant_id: str
+    prefix: str
+    created_at: str = field(default_factory=now_iso)
+    revoked: bool = False
+
+
+@dataclass(frozen=True)
+class WindowLimit:
+    """A budget window a reservation must fit in, e.g. ``day:2026-11-22``."""
+
+    key: str
+    limit_micros: int
+    expires_at: float  # TTL of the window record itself
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A GCRA bucket: ``limit_per_minute`` units refill evenly over 60 s; ``cost`` units now."""
+
+    key: str
+    limit_per_minute: int
+    cost: int
+
+
+@dataclass
+class WindowState:
+    """A budget window as stored."""
+
+    key: str
+    limit_micros: int
+    spent_micros: int
+    reserved_micros: int
+
+    @property
+    def remaining_micros(self) -> int:
+        """What is left to reserve."""
+        return max(0, self.limit_micros - self.spent_micros - self.reserved_micros)
+
+
+@dataclass
+class Reservation:
+    """Money held for one model call until it is settled, released or expires."""
+
+    id: str
+    tenant_id: str
+    amount_micros: int
+    windows: list[str]
+    expires_at: float
+    request_id: str = ""
+    team: str = ""
+    operation: str = ""
+    created_at: str = field(default_factory=now_iso)
+
+
+@dataclass
+class Refusal:
+    """Why a reservation did not fit."""
+
+    kind: Literal["window", "rate"]
+    key: str
+    limit: int  # micros for a window, units per minute for a rate
+    spent_micros: int = 0
+    remaining_micros: int = 0
+    retry_after_s: float = 0.0
+
+
+@dataclass
+class ReserveOutcome:
+    """Result of :meth:`Store.reserve`: either reserved or refused, never half of it."""
+
+    refusal: Refusal | None = None
+    windows: list[WindowState] = field(default_factory=list)
+    rate_remaining: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when the reservation was made."""
+        return self.refusal is None
+
+
+@dataclass
+class LedgerEntry:
+    """One settled model call (or the zero-cost record of an offline one)."""
+
+    id: str
+    tenant_id: str
+    request_id: str
+    team: str
+    operation: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cost_micros: int
+    at: str = field(default_factory=now_iso)
+    run_id: str = ""
+
+
+@dataclass
+class AuditEvent:
+    """One append-only audit fact about a tenant."""
+
+    id: str
+    tenant_id: str
+    type: str
+    request_id: str = ""
+    team: str = ""
+    operation: str = ""
+    status: int | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    at: str = field(default_factory=now_iso)
+
+    def public(self) -> dict[str, Any]:
+        """The shape of ``GET /v1/audit`` events (empty members left out)."""
+        out: dict[str, Any] = {"at": self.at, "type": self.type, "request_id": self.request_id}
+        for name in ("team", "operation", "status", "detail"):
+            value = getattr(self, name)
+            if value not in ("", None, {}):
+                out[name] = value
+        return out
+
+
+@dataclass
+class Note:
+    """A tenant's note, written by the ``notes`` tool."""
+
+    id: str
+    tenant_id: str
+    title: str
+    body: str
+    tags: list[str] = field(default_factory=list)
+    created_at: str = field(default_factory=now_iso)
+
+
+@dataclass
+class Ticket:
+    """A tenant's support ticket, written by the ``tickets`` tool."""
+
+    id: str
+    tenant_id: str
+    subject: str
+    body: str
+    status: Literal["open", "pending", "resolved", "closed"] = "open"
+    priority: Literal["low", "normal", "high", "urgent"] = "normal"
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+
+
+@dataclass
+class IdempotencyRecord:
+    """A claimed ``Idempotency-Key``: in progress (no response yet) or completed."""
+
+    key: str
+    body_hash: str
+    expires_at: float
+    response: dict[str, Any] | None = None
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What every state-store backend implements. All methods are synchronous and
+    thread-safe; async callers run them in a worker thread."""
+
+    url: str
+
+    def init(self) -> None:
+        """Create tables and indexes the store needs (idempotent)."""
+
+    def ping(self) -> None:
+        """One real round trip; raises :class:`StoreUnavailable` when it fails."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+    # tenants and keys
+    def create_tenant(self, tenant: Tenant) -> None:
+        """Store a new tenant."""
+
+    def get_tenant(self, tenant_id: str) -> Tenant | None:
+        """The tenant, or None."""
+
+    def list_tenants(self) -> list[Tenant]:
+        """Every tenant, oldest first."""
+
+    def update_tenant(self, tenant_id: str, changes: dict[str, Any]) -> Tenant:
+        """Apply field changes; raises KeyError when the tenant does not exist."""
+
+    def put_api_key(self, record: ApiKeyRecord) -> None:
+        """Store a key hash."""
+
+    def get_api_key(self, key_hash: str) -> ApiKeyRecord | None:
+        """The key record for a hash, or None."""
+
+    def revoke_api_keys(self, tenant_id: str) -> int:
+        """Revoke every key of a tenant; returns how many."""
+
+    # budget
+    def reserve(
+        self,
+        reservation: Reservation,
+        windows: list[WindowLimit],
+        rates: list[RateLimit],
+        now: float,
+    ) -> ReserveOutcome:
+        """Atomically: every window fits ``amount`` and every rate fits its cost, then
+        hold the amount in every window, charge the rates and store the reservation.
+        Either all of it happens or nothing does (the refusal says which limit)."""
+
+    def settle(
+        self,
+        reservation: Reservation,
+        cost_micros: int,
+        ledger: LedgerEntry | None,
+        audit: list[AuditEvent],
+    ) -> list[WindowState]:
+        """Atomically: replace the reservation by the real cost in its windows, append
+        the ledger entry and audit events, delete the reservation. Settling an unknown
+        (reclaimed after expiry) reservation still adds the cost to its windows and
+        appends the ledger, so nothing charged is ever lost. The ledger entry's id makes
+        a repeated settle a no-op for the ledger."""
+
+    def release(self, tenant_id: str, reservation_id: str) -> None:
+        """Return a reservation's amount to its windows (the call never happened)."""
+
+    def reclaim_expired(self, tenant_id: str, now: float) -> int:
+        """Release every reservation of the tenant whose ``expires_at`` has passed."""
+
+    def get_windows(self, tenant_id: str, keys: list[str]) -> list[WindowState]:
+        """Current state of the named windows (missing ones read as empty, limit 0)."""
+
+    def claim_marker(self, tenant_id: str, marker: str, expires_at: float) -> bool:
+        """True the first time ``marker`` is claimed for the tenant (alert once per window)."""
+
+    # ledger and audit
+    def list_ledger(self, tenant_id: str, since: str | None = None, limit: int = 10_000) -> list[LedgerEntry]:
+        """Ledger entries of the tenant at or after ``since``, oldest first."""
+
+    def append_audit(self, events: list[AuditEvent]) -> None:
+        """Append audit events."""
+
+    def list_audit(self, tenant_id: str, limit: int = 50, before: str | None = None) -> list[AuditEvent]:
+        """The tenant's audit events strictly before ``before`` (an ``at``), newest first."""
+
+    # tools' data
+    def add_note(self, note: Note) -> None:
+        """Store a note."""
+
+    def list_notes(self, tenant_id: str, query: str | None = None, limit: int = 50) -> list[Note]:
+        """The tenant's notes, newest first, optionally containing ``query`` (case-insensitive)."""
+
+    def create_ticket(self, ticket: Ticket) -> None:
+        """Store a ticket."""
+
+    def update_ticket(self, tenant_id: str, ticket_id: str, changes: dict[str, Any]) -> Ticket:
+        """Change a ticket of the tenant; KeyError when it is not the tenant's."""
+
+    def list_tickets(self, tenant_id: str, status: str | None = None, limit: int = 50) -> list[Ticket]:
+        """The tenant's tickets, newest first."""
+
+    # idempotency
+    def claim_idempotency(self, tenant_id: str, record: IdempotencyRecord, now: float) -> IdempotencyRecord | None:
+        """Claim ``record.key`` for the tenant. None when claimed now; otherwise the
+        existing live record (in progress or completed). An expired record is replaced."""
+
+    def complete_idempotency(self, tenant_id: str, key: str, response: dict[str, Any]) -> None:
+        """Store the response of a claimed key."""
+
+    def release_idempotency(self, tenant_id: str, key: str) -> None:
+        """Forget a claim whose call failed, so a retry runs again."""

@@ -1,0 +1,469 @@
+"""SQLite backend: the embedded default, safe for several processes on one file.
+
+WAL mode lets readers run beside one writer; every write that must be atomic runs in a
+``BEGIN IMMEDIATE`` transaction, which takes the database's write lock up front so two
+processes can never both read "fits" and both write. ``busy_timeout`` makes a second
+writer wait for the lock instead of failing. One connection per process, guarded by a
+lock, because sqlite3 connections are not safe to share between threads mid-statement.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from shared.store.base import (
+    ApiKeyRecord,
+    AuditEvent,
+    IdempotencyRecord,
+    LedgerEntry,
+    Note,
+    RateLimit,
+    Refusal,
+    Reservation,
+    ReserveOutcome,
+    StoreUnavailable,
+    Tenant,
+    Ticket,
+    WindowLimit,
+    WindowState,
+    now_iso,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tenants (id TEXT PRIMARY KEY, data TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS api_keys (key_hash TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, prefix TEXT NOT NULL,
+    created_at TEXT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS api_keys_tenant ON api_keys (tenant_id);
+CREATE TABLE IF NOT EXISTS windows (tenant_id TEXT NOT NULL, key TEXT NOT NULL, limit_micros INTEGER NOT NULL,
+    spent_micros INTEGER NOT NULL DEFAULT 0, reserved_micros INTEGER NOT NULL DEFAULT 0, expires_at REAL NOT NULL,
+    PRIMARY KEY (tenant_id, key));
+CREATE TABLE IF NOT EXISTS rates (tenant_id TEXT NOT NULL, key TEXT NOT NULL, tat REAL NOT NULL,
+    PRIMARY KEY (tenant_id, key));
+CREATE TABLE IF NOT EXISTS reservations (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, amount_micros INTEGER NOT NULL,
+    windows TEXT NOT NULL, expires_at REAL NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS reservations_expiry ON reservations (tenant_id, expires_at);
+CREATE TABLE IF NOT EXISTS markers (tenant_id TEXT NOT NULL, marker TEXT NOT NULL, expires_at REAL NOT NULL,
+    PRIMARY KEY (tenant_id, marker));
+CREATE TABLE IF NOT EXISTS ledger (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, at TEXT NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS ledger_tenant_at ON ledger (tenant_id, at);
+CREATE TABLE IF NOT EXISTS audit (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, at TEXT NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_tenant_at ON audit (tenant_id, at);
+CREATE TABLE IF NOT EXISTS notes (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, created_at TEXT NOT NULL,
+    data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS notes_tenant ON notes (tenant_id, created_at);
+CREATE TABLE IF NOT EXISTS tickets (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, created_at TEXT NOT NULL,
+    data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS tickets_tenant ON tickets (tenant_id, created_at);
+CREATE TABLE IF NOT EXISTS idempotency (tenant_id TEXT NOT NULL, key TEXT NOT NULL, body_hash TEXT NOT NULL,
+    expires_at REAL NOT NULL, response TEXT, PRIMARY KEY (tenant_id, key));
+"""
+
+GCRA_PERIOD_S = 60.0
+
+
+def gcra(tat: float | None, now: float, rate: RateLimit) -> tuple[bool, float, float]:
+    """Generic cell rate algorithm: (allowed, new theoretical arrival time, retry after).
+
+    Chosen over a token bucket because its whole state is one number (the theoretical
+    arrival time), so a store can update it with one conditional write.
+    """
+    interval = GCRA_PERIOD_S / max(1, rate.limit_per_minute)
+    new_tat = max(tat or now, now) + rate.cost * interval
+    if new_tat - now > GCRA_PERIOD_S:
+        return False, tat or now, new_tat - now - GCRA_PERIOD_S
+    return True, new_tat, 0.0
+
+
+def gcra_remaining(tat: float, now: float, rate: RateLimit) -> int:
+    """Units still available right now after the bucket reached ``tat``."""
+    interval = GCRA_PERIOD_S / max(1, rate.limit_per_minute)
+    return max(0, int((GCRA_PERIOD_S - max(0.0, tat - now)) / interval))
+
+
+class SQLiteStore:
+    """The :class:`~shared.store.base.Store` on one SQLite file."""
+
+    def __init__(self, path: str) -> None:
+        self.url = f"sqlite:///{path}"
+        self.path = path
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+
+    # connection -------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            try:
+                if self.path != ":memory:":
+                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA busy_timeout=30000")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.executescript(_SCHEMA)
+            except (sqlite3.Error, OSError) as exc:
+                raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from exc
+            self._conn = conn
+        return self._conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """A ``BEGIN IMMEDIATE`` transaction: the write lock is taken before any read."""
+        with self._lock:
+            conn = self._connect()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"SQLite store error: {exc}") from exc
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            try:
+                cur = self._connect().execute(sql, args)
+                return list(cur.fetchall())
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"SQLite store error: {exc}") from exc
+
+    def init(self) -> None:
+        """Create the schema (done on connect too; idempotent)."""
+        self._connect()
+
+    def ping(self) -> None:
+        """A real read of the database file."""
+        self._read("SELECT count(*) FROM tenants")
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # tenants and keys ---------------------------------------------------------------
+    def create_tenant(self, tenant: Tenant) -> None:
+        """Store a new tenant."""
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO tenants (id, data, created_at) VALUES (?, ?, ?)",
+                (tenant.id, json.dumps(tenant.to_dict()), tenant.created_at),
+            )
+
+    def get_tenant(self, tenant_id: str) -> Tenant | None:
+        """The tenant, or None."""
+        rows = self._read("SELECT data FROM tenants WHERE id = ?", (tenant_id,))
+        return Tenant.from_dict(json.loads(rows[0][0])) if rows else None
+
+    def list_tenants(self) -> list[Tenant]:
+        """Every tenant, oldest first."""
+        rows = self._read("SELECT data FROM tenants ORDER BY created_at, id")
+        return [Tenant.from_dict(json.loads(r[0])) for r in rows]
+
+    def update_tenant(self, tenant_id: str, changes: dict[str, Any]) -> Tenant:
+        """Apply field changes atomically."""
+        with self._tx() as c:
+            row = c.execute("SELECT data FROM tenants WHERE id = ?", (tenant_id,)).fetchone()
+            if row is None:
+                raise KeyError(tenant_id)
+            data = json.loads(row[0])
+            data.update(changes)
+            tenant = Tenant.from_dict(data)
+            c.execute("UPDATE tenants SET data = ? WHERE id = ?", (json.dumps(tenant.to_dict()), tenant_id))
+        return tenant
+
+    def put_api_key(self, record: ApiKeyRecord) -> None:
+        """Store a key hash."""
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO api_keys (key_hash, tenant_id, prefix, created_at, revoked) VALUES (?, ?, ?, ?, ?)",
+                (record.key_hash, record.tenant_id, record.prefix, record.created_at, int(record.revoked)),
+            )
+
+    def get_api_key(self, key_hash: str) -> ApiKeyRecord | None:
+        """The key record for a hash, or None."""
+        rows = self._read(
+            "SELECT key_hash, tenant_id, prefix, created_at, revoked FROM api_keys WHERE key_hash = ?", (key_hash,)
+        )
+        if not rows:
+            return None
+        h, tenant_id, prefix, created_at, revoked = rows[0]
+        return ApiKeyRecord(h, tenant_id, prefix, created_at, bool(revoked))
+
+    def revoke_api_keys(self, tenant_id: str) -> int:
+        """Revoke every key of a tenant."""
+        with self._tx() as c:
+            return c.execute(
+                "UPDATE api_keys SET revoked = 1 WHERE tenant_id = ? AND revoked = 0", (tenant_id,)
+            ).rowcount
+
+    # budget -------------------------------------------------------------------------
+    def reserve(
+        self, reservation: Reservation, windows: list[WindowLimit], rates: list[RateLimit], now: float
+    ) -> ReserveOutcome:
+        """Check every window and rate, then hold and charge them, in one transaction."""
+        tenant_id = reservation.tenant_id
+        amount = reservation.amount_micros
+        with self._tx() as c:
+            states: list[WindowState] = []
+            for w in windows:
+                row = c.execute(
+                    "SELECT spent_micros, reserved_micros FROM windows WHERE tenant_id = ? AND key = ?",
+                    (tenant_id, w.key),
+                ).fetchone()
+                spent, reserved = (row[0], row[1]) if row else (0, 0)
+                state = WindowState(w.key, w.limit_micros, spent, reserved)
+                if amount > 0 and spent + reserved + amount > w.limit_micros:
+                    return ReserveOutcome(
+                        refusal=Refusal("window", w.key, w.limit_micros, spent, state.remaining_micros),
+                        windows=[state],
+                    )
+                states.append(state)
+            new_tats: list[tuple[RateLimit, float]] = []
+            for r in rates:
+                row = c.execute("SELECT tat FROM rates WHERE tenant_id = ? AND key = ?", (tenant_id, r.key)).fetchone()
+                allowed, tat, retry_after = gcra(row[0] if row else None, now, r)
+                if not allowed:
+                    return ReserveOutcome(refusal=Refusal("rate", r.key, r.limit_per_minute, retry_after_s=retry_after))
+                new_tats.append((r, tat))
+            for w, state in zip(windows, states):
+                c.execute(
+                    "INSERT INTO windows (tenant_id, key, limit_micros, spent_micros, reserved_micros, expires_at) "
+                    "VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT (tenant_id, key) DO UPDATE SET "
+                    "limit_micros = excluded.limit_micros, reserved_micros = reserved_micros + ?",
+                    (tenant_id, w.key, w.limit_micros, amount, w.expires_at, amount),
+                )
+                state.reserved_micros += amount
+            for r, tat in new_tats:
+                c.execute(
+                    "INSERT INTO rates (tenant_id, key, tat) VALUES (?, ?, ?) "
+                    "ON CONFLICT (tenant_id, key) DO UPDATE SET tat = excluded.tat",
+                    (tenant_id, r.key, tat),
+                )
+            c.execute(
+                "INSERT INTO reservations (id, tenant_id, amount_micros, windows, expires_at, data) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    reservation.id,
+                    tenant_id,
+                    amount,
+                    json.dumps(reservation.windows),
+                    reservation.expires_at,
+                    json.dumps({"request_id": reservation.request_id, "team": reservation.team}),
+                ),
+            )
+        return ReserveOutcome(
+            windows=states, rate_remaining={r.key: gcra_remaining(tat, now, r) for r, tat in new_tats}
+        )
+
+    def settle(
+        self,
+        reservation: Reservation,
+        cost_micros: int,
+        ledger: LedgerEntry | None,
+        audit: list[AuditEvent],
+    ) -> list[WindowState]:
+        """Move the reservation to spent at its real cost and append the ledger, atomically."""
+        tenant_id, keys = reservation.tenant_id, reservation.windows
+        with self._tx() as c:
+            if ledger is not None:
+                inserted = c.execute(
+                    "INSERT OR IGNORE INTO ledger (id, tenant_id, at, data) VALUES (?, ?, ?, ?)",
+                    (ledger.id, tenant_id, ledger.at, json.dumps(ledger.__dict__)),
+                ).rowcount
+                if not inserted:  # settled before: a retried settle changes nothing
+                    return self._windows(c, tenant_id, keys)
+            # A reservation already reclaimed after expiry holds nothing any more, but the
+            # money was spent, so the cost is still charged to its windows (never lost).
+            row = c.execute(
+                "DELETE FROM reservations WHERE id = ? AND tenant_id = ? RETURNING amount_micros",
+                (reservation.id, tenant_id),
+            ).fetchone()
+            held = row[0] if row else 0
+            for key in keys:
+                c.execute(
+                    "UPDATE windows SET reserved_micros = MAX(0, reserved_micros - ?), "
+                    "spent_micros = spent_micros + ? WHERE tenant_id = ? AND key = ?",
+                    (held, cost_micros, tenant_id, key),
+                )
+            self._insert_audit(c, audit)
+            return self._windows(c, tenant_id, keys)
+
+    def release(self, tenant_id: str, reservation_id: str) -> None:
+        """Return the held amount to its windows."""
+        with self._tx() as c:
+            self._release(c, tenant_id, reservation_id)
+
+    def _release(self, c: sqlite3.Connection, tenant_id: str, reservation_id: str) -> bool:
+        row = c.execute(
+            "SELECT amount_micros, windows FROM reservations WHERE id = ? AND tenant_id = ?",
+            (reservation_id, tenant_id),
+        ).fetchone()
+        if row is None:
+            return False
+        for key in json.loads(row[1]):
+            c.execute(
+                "UPDATE windows SET reserved_micros = MAX(0, reserved_micros - ?) WHERE tenant_id = ? AND key = ?",
+                (row[0], tenant_id, key),
+            )
+        c.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
+        return True
+
+    def reclaim_expired(self, tenant_id: str, now: float) -> int:
+        """Release the tenant's expired reservations (crashed instances)."""
+        with self._tx() as c:
+            ids = [
+                r[0]
+                for r in c.execute(
+                    "SELECT id FROM reservations WHERE tenant_id = ? AND expires_at < ?", (tenant_id, now)
+                ).fetchall()
+            ]
+            return sum(self._release(c, tenant_id, rid) for rid in ids)
+
+    def _windows(self, c: sqlite3.Connection, tenant_id: str, keys: list[str]) -> list[WindowState]:
+        out = []
+        for key in keys:
+            row = c.execute(
+                "SELECT limit_micros, spent_micros, reserved_micros FROM windows WHERE tenant_id = ? AND key = ?",
+                (tenant_id, key),
+            ).fetchone()
+            out.append(WindowState(key, *row) if row else WindowState(key, 0, 0, 0))
+        return out
+
+    def get_windows(self, tenant_id: str, keys: list[str]) -> list[WindowState]:
+        """Current state of the named windows."""
+        with self._lock:
+            try:
+                return self._windows(self._connect(), tenant_id, keys)
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"SQLite store error: {exc}") from exc
+
+    def claim_marker(self, tenant_id: str, marker: str, expires_at: float) -> bool:
+        """True the first time the marker is claimed."""
+        with self._tx() as c:
+            return (
+                c.execute(
+                    "INSERT OR IGNORE INTO markers (tenant_id, marker, expires_at) VALUES (?, ?, ?)",
+                    (tenant_id, marker, expires_at),
+                ).rowcount
+                == 1
+            )
+
+    # ledger and audit -----------------------------------------------------------------
+    def list_ledger(self, tenant_id: str, since: str | None = None, limit: int = 10_000) -> list[LedgerEntry]:
+        """Ledger entries at or after ``since``, oldest first."""
+        rows = self._read(
+            "SELECT data FROM ledger WHERE tenant_id = ? AND at >= ? ORDER BY at, id LIMIT ?",
+            (tenant_id, since or "", limit),
+        )
+        return [LedgerEntry(**json.loads(r[0])) for r in rows]
+
+    def _insert_audit(self, c: sqlite3.Connection, events: list[AuditEvent]) -> None:
+        c.executemany(
+            "INSERT OR IGNORE INTO audit (id, tenant_id, at, data) VALUES (?, ?, ?, ?)",
+            [(e.id, e.tenant_id, e.at, json.dumps(e.__dict__)) for e in events],
+        )
+
+    def append_audit(self, events: list[AuditEvent]) -> None:
+        """Append audit events."""
+        if events:
+            with self._tx() as c:
+                self._insert_audit(c, events)
+
+    def list_audit(self, tenant_id: str, limit: int = 50, before: str | None = None) -> list[AuditEvent]:
+        """Newest first, strictly before ``before``."""
+        rows = self._read(
+            "SELECT data FROM audit WHERE tenant_id = ? AND at < ? ORDER BY at DESC, id DESC LIMIT ?",
+            (tenant_id, before or "\uffff", limit),
+        )
+        return [AuditEvent(**json.loads(r[0])) for r in rows]
+
+    # notes and tickets ------------------------------------------------------------------
+    def add_note(self, note: Note) -> None:
+        """Store a note."""
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO notes (id, tenant_id, created_at, data) VALUES (?, ?, ?, ?)",
+                (note.id, note.tenant_id, note.created_at, json.dumps(note.__dict__)),
+            )
+
+    def list_notes(self, tenant_id: str, query: str | None = None, limit: int = 50) -> list[Note]:
+        """Newest first, optionally filtered by a case-insensitive substring."""
+        rows = self._read(
+            "SELECT data FROM notes WHERE tenant_id = ? ORDER BY created_at DESC, id DESC", (tenant_id,)
+        )
+        notes = [Note(**json.loads(r[0])) for r in rows]
+        if query:
+            q = query.lower()
+            notes = [n for n in notes if q in n.title.lower() or q in n.body.lower() or q in " ".join(n.tags).lower()]
+        return notes[:limit]
+
+    def create_ticket(self, ticket: Ticket) -> None:
+        """Store a ticket."""
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO tickets (id, tenant_id, created_at, data) VALUES (?, ?, ?, ?)",
+                (ticket.id, ticket.tenant_id, ticket.created_at, json.dumps(ticket.__dict__)),
+            )
+
+    def update_ticket(self, tenant_id: str, ticket_id: str, changes: dict[str, Any]) -> Ticket:
+        """Change one of the tenant's tickets."""
+        with self._tx() as c:
+            row = c.execute(
+                "SELECT data FROM tickets WHERE id = ? AND tenant_id = ?", (ticket_id, tenant_id)
+            ).fetchone()
+            if row is None:
+                raise KeyError(ticket_id)
+            data = json.loads(row[0])
+            data.update({k: v for k, v in changes.items() if k in ("subject", "body", "status", "priority")})
+            data["updated_at"] = now_iso()
+            c.execute("UPDATE tickets SET data = ? WHERE id = ?", (json.dumps(data), ticket_id))
+        return Ticket(**data)
+
+    def list_tickets(self, tenant_id: str, status: str | None = None, limit: int = 50) -> list[Ticket]:
+        """Newest first, optionally by status."""
+        rows = self._read(
+            "SELECT data FROM tickets WHERE tenant_id = ? ORDER BY created_at DESC, id DESC", (tenant_id,)
+        )
+        tickets = [Ticket(**json.loads(r[0])) for r in rows]
+        return [t for t in tickets if status is None or t.status == status][:limit]
+
+    # idempotency --------------------------------------------------------------------------
+    def claim_idempotency(self, tenant_id: str, record: IdempotencyRecord, now: float) -> IdempotencyRecord | None:
+        """Claim the key, or return the live record that holds it."""
+        with self._tx() as c:
+            row = c.execute(
+                "SELECT body_hash, expires_at, response FROM idempotency WHERE tenant_id = ? AND key = ?",
+                (tenant_id, record.key),
+            ).fetchone()
+            if row is not None and row[1] >= now:
+                return IdempotencyRecord(record.key, row[0], row[1], json.loads(row[2]) if row[2] else None)
+            c.execute(
+                "INSERT OR REPLACE INTO idempotency (tenant_id, key, body_hash, expires_at, response) "
+                "VALUES (?, ?, ?, ?, NULL)",
+                (tenant_id, record.key, record.body_hash, record.expires_at),
+            )
+            return None
+
+    def complete_idempotency(self, tenant_id: str, key: str, response: dict[str, Any]) -> None:
+        """Store the response of a claimed key."""
+        with self._tx() as c:
+            c.execute(
+                "UPDATE idempotency SET response = ? WHERE tenant_id = ? AND key = ?",
+                (json.dumps(response), tenant_id, key),
+            )
+
+    def release_idempotency(self, tenant_id: str, key: str) -> None:
+        """Forget a claim."""
+        with self._tx() as c:
+            c.execute("DELETE FROM idempotency WHERE tenant_id = ? AND key = ?", (tenant_id, key))
+

@@ -1,0 +1,126 @@
+"""Tenant administration, shared by the CLI and the admin API (and audited by both)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.auth import Authenticator
+from shared.catalog import Catalog
+from shared.config import Settings
+from shared.errors import NotFound, ValidationFailed
+from shared.pricing import micros, usd
+from shared.store.base import AuditEvent, Store, Tenant, new_id
+
+EDITABLE = ("name", "daily_usd", "monthly_usd", "rpm", "tpm", "teams", "team_daily_usd", "alert_threshold",
+            "disabled", "webhook_url", "on_low_budget", "content_logging")
+
+
+def _bad(field: str, msg: str) -> ValidationFailed:
+    return ValidationFailed(f"{field}: {msg}", errors=[{"loc": ["body", field], "msg": msg}])
+
+
+def to_changes(fields: dict[str, Any], catalog: Catalog) -> dict[str, Any]:
+    """Validate user-facing fields (USD, names) and turn them into stored tenant fields."""
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        if value is None:
+            continue
+        if key not in EDITABLE:
+            raise _bad(key, f"unknown field; editable: {', '.join(EDITABLE)}")
+        if key in ("daily_usd", "monthly_usd"):
+            if not isinstance(value, (int, float)) or value < 0:
+                raise _bad(key, "must be a non-negative number of USD")
+            out["daily_limit_micros" if key == "daily_usd" else "monthly_limit_micros"] = micros(float(value))
+        elif key in ("rpm", "tpm"):
+            if not isinstance(value, int) or value < 1:
+                raise _bad(key, "must be a positive integer")
+            out[key] = value
+        elif key == "teams":
+            unknown = [t for t in value if t not in catalog]
+            if unknown:
+                raise _bad(key, f"unknown teams {unknown}")
+            out[key] = list(value)
+        elif key == "team_daily_usd":
+            if not isinstance(value, dict) or any(t not in catalog for t in value):
+                raise _bad(key, "must map known team names to USD amounts")
+            out["team_daily_limit_micros"] = {t: micros(float(v)) for t, v in value.items()}
+        elif key == "alert_threshold":
+            if not isinstance(value, (int, float)) or not 0 < value <= 1:
+                raise _bad(key, "must be a number in (0, 1]")
+            out[key] = float(value)
+        elif key == "on_low_budget":
+            if value not in ("refuse", "cheaper_model"):
+                raise _bad(key, "must be 'refuse' or 'cheaper_model'")
+            out[key] = value
+        else:
+            out[key] = value
+    return out
+
+
+def public_tenant(t: Tenant) -> dict[str, Any]:
+    """A tenant as the CLI and admin API show it (USD, not micro-dollars)."""
+    return {
+        "tenant_id": t.id, "name": t.name, "daily_usd": usd(t.daily_limit_micros),
+        "monthly_usd": usd(t.monthly_limit_micros), "rpm": t.rpm, "tpm": t.tpm, "teams": t.teams,
+        "team_daily_usd": {k: usd(v) for k, v in t.team_daily_limit_micros.items()},
+        "alert_threshold": t.alert_threshold, "disabled": t.disabled, "webhook_url": t.webhook_url,
+        "on_low_budget": t.on_low_budget, "content_logging": t.content_logging, "created_at": t.created_at,
+    }
+
+
+class TenantAdmin:
+    """Create, list, show, update and disable tenants; issue keys. Every change is audited."""
+
+    def __init__(self, store: Store, settings: Settings, catalog: Catalog, actor: str = "cli") -> None:
+        self.store, self.settings, self.catalog, self.actor = store, settings, catalog, actor
+
+    def _audit(self, tenant_id: str, kind: str, detail: dict[str, Any]) -> None:
+        self.store.append_audit([AuditEvent(id=new_id("aud"), tenant_id=tenant_id, type=kind,
+                                            detail={"actor": self.actor, **detail})])
+
+    def create(self, name: str, **fields: Any) -> tuple[Tenant, str]:
+        """A new tenant (defaults from settings) and its first API key (shown once)."""
+        if not name or not name.strip():
+            raise _bad("name", "must not be empty")
+        s = self.settings
+        changes = to_changes(fields, self.catalog)
+        tenant = Tenant(id=new_id("ten"), name=name.strip(), daily_limit_micros=micros(s.default_daily_usd),
+                        monthly_limit_micros=micros(s.default_monthly_usd), rpm=s.default_rpm, tpm=s.default_tpm)
+        tenant = Tenant.from_dict({**tenant.to_dict(), **changes})
+        self.store.create_tenant(tenant)
+        key = Authenticator(self.store).issue_key(tenant.id)
+        self._audit(tenant.id, "admin.tenant_created", {"name": tenant.name})
+        return tenant, key
+
+    def get(self, tenant_id: str) -> Tenant:
+        """The tenant or 404."""
+        tenant = self.store.get_tenant(tenant_id)
+        if tenant is None:
+            raise NotFound(f"no tenant {tenant_id!r}")
+        return tenant
+
+    def update(self, tenant_id: str, **fields: Any) -> Tenant:
+        """Change limits or settings."""
+        self.get(tenant_id)
+        changes = to_changes(fields, self.catalog)
+        tenant = self.store.update_tenant(tenant_id, changes)
+        self._audit(tenant_id, "admin.tenant_updated", {"fields": sorted(fields)})
+        return tenant
+
+    def disable(self, tenant_id: str) -> Tenant:
+        """Disable the tenant: its keys stop working (403)."""
+        return self.update(tenant_id, disabled=True)
+
+    def issue_key(self, tenant_id: str) -> str:
+        """Another API key for the tenant."""
+        self.get(tenant_id)
+        key = Authenticator(self.store).issue_key(tenant_id)
+        self._audit(tenant_id, "admin.key_created", {"prefix": key[:10]})
+        return key
+
+    def revoke_keys(self, tenant_id: str) -> int:
+        """Revoke every key of the tenant."""
+        self.get(tenant_id)
+        count = self.store.revoke_api_keys(tenant_id)
+        self._audit(tenant_id, "admin.keys_revoked", {"count": count})
+        return count

@@ -1,0 +1,216 @@
+"""One behaviour, written once, proven on every store backend.
+
+The ``store`` fixture (tests/integration/conftest.py) yields a fresh store per test for
+each backend: SQLite on a temp file, DynamoDB on a serialised moto server, Firestore on
+the Google emulator.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from shared.store.base import (
+    ApiKeyRecord,
+    AuditEvent,
+    IdempotencyRecord,
+    LedgerEntry,
+    Note,
+    RateLimit,
+    Reservation,
+    Tenant,
+    Ticket,
+    WindowLimit,
+    new_id,
+)
+
+pytestmark = pytest.mark.integration
+
+FAR = time.time() + 86_400
+
+
+def tenant(store, **kw) -> Tenant:  # type: ignore[no-untyped-def]
+    t = Tenant(id=new_id("ten"), name=kw.pop("name", "acme"), daily_limit_micros=1_000_000,
+               monthly_limit_micros=10_000_000, rpm=60, tpm=100_000, **kw)
+    store.create_tenant(t)
+    return t
+
+
+def reservation(tenant_id: str, amount: int, windows: list[str], expires_at: float = FAR) -> Reservation:
+    return Reservation(id=new_id("res"), tenant_id=tenant_id, amount_micros=amount, windows=windows,
+                       expires_at=expires_at)
+
+
+def ledger(res: Reservation, cost: int) -> LedgerEntry:
+    return LedgerEntry(id=new_id("led"), tenant_id=res.tenant_id, request_id="req", team="finance",
+                       operation="ask", model="claude-haiku-4-5", input_tokens=10, output_tokens=5,
+                       cost_micros=cost)
+
+
+def test_tenant_round_trip_and_update(store):
+    # given a tenant with settings
+    t = tenant(store, teams=["finance"], team_daily_limit_micros={"finance": 5})
+    # when read back and updated
+    got = store.get_tenant(t.id)
+    updated = store.update_tenant(t.id, {"disabled": True, "rpm": 7})
+    # then everything survives the store
+    assert got == t
+    assert updated.disabled and updated.rpm == 7
+    assert store.get_tenant(t.id).rpm == 7
+    assert t.id in [x.id for x in store.list_tenants()]
+    assert store.get_tenant("ten_missing") is None
+    with pytest.raises(KeyError):
+        store.update_tenant("ten_missing", {"rpm": 1})
+
+
+def test_api_keys_and_revocation(store):
+    t = tenant(store)
+    store.put_api_key(ApiKeyRecord(key_hash="h" * 64, tenant_id=t.id, prefix="mak_abc"))
+    assert store.get_api_key("h" * 64).tenant_id == t.id
+    assert store.get_api_key("x" * 64) is None
+    assert store.revoke_api_keys(t.id) == 1
+    assert store.get_api_key("h" * 64).revoked
+
+
+def test_reserve_settle_and_ledger(store):
+    # given a window of 1000 µ$
+    t = tenant(store)
+    win = [WindowLimit("day:2026-11-22", 1000, FAR)]
+    # when 600 is reserved then settled at 250
+    res = reservation(t.id, 600, ["day:2026-11-22"])
+    out = store.reserve(res, win, [], time.time())
+    assert out.ok and out.windows[0].reserved_micros == 600
+    # then a second 600 does not fit while the first is held
+    refused = store.reserve(reservation(t.id, 600, ["day:2026-11-22"]), win, [], time.time())
+    assert not refused.ok and refused.refusal.kind == "window" and refused.refusal.key == "day:2026-11-22"
+    entry = ledger(res, 250)
+    states = store.settle(res, 250, entry, [])
+    assert (states[0].spent_micros, states[0].reserved_micros) == (250, 0)
+    # and a repeated settle changes nothing
+    store.settle(res, 250, entry, [])
+    assert store.get_windows(t.id, ["day:2026-11-22"])[0].spent_micros == 250
+    assert [e.cost_micros for e in store.list_ledger(t.id)] == [250]
+
+
+def test_reserve_is_all_or_nothing_across_windows(store):
+    t = tenant(store)
+    wins = [WindowLimit("day:d", 1000, FAR), WindowLimit("month:m", 500, FAR)]
+    out = store.reserve(reservation(t.id, 600, ["day:d", "month:m"]), wins, [], time.time())
+    assert not out.ok and out.refusal.key == "month:m"
+    day, month = store.get_windows(t.id, ["day:d", "month:m"])
+    assert day.reserved_micros == 0 and month.reserved_micros == 0
+
+
+def test_release_and_expiry_return_money(store):
+    t = tenant(store)
+    win = [WindowLimit("day:d", 1000, FAR)]
+    held = reservation(t.id, 400, ["day:d"])
+    assert store.reserve(held, win, [], time.time()).ok
+    store.release(t.id, held.id)
+    assert store.get_windows(t.id, ["day:d"])[0].reserved_micros == 0
+    # a reservation from a crashed instance expires and is reclaimed lazily
+    stale = reservation(t.id, 900, ["day:d"], expires_at=time.time() - 1)
+    assert store.reserve(stale, win, [], time.time()).ok
+    assert store.reclaim_expired(t.id, time.time()) == 1
+    assert store.get_windows(t.id, ["day:d"])[0].reserved_micros == 0
+
+
+def test_settle_after_reclaim_still_charges(store):
+    t = tenant(store)
+    win = [WindowLimit("day:d", 1000, FAR)]
+    late = reservation(t.id, 300, ["day:d"], expires_at=time.time() - 1)
+    assert store.reserve(late, win, [], time.time()).ok
+    store.reclaim_expired(t.id, time.time())
+    store.settle(late, 120, ledger(late, 120), [])
+    state = store.get_windows(t.id, ["day:d"])[0]
+    assert (state.spent_micros, state.reserved_micros) == (120, 0)
+
+
+def test_rate_limit_gcra(store):
+    t = tenant(store)
+    rpm = RateLimit("rpm", limit_per_minute=3, cost=1)
+    now = time.time()
+    results = [store.reserve(reservation(t.id, 0, []), [], [rpm], now).ok for _ in range(4)]
+    assert results == [True, True, True, False]
+    refused = store.reserve(reservation(t.id, 0, []), [], [rpm], now)
+    assert refused.refusal.kind == "rate" and 0 < refused.refusal.retry_after_s <= 20.001
+    # 20 s later one request's worth has dripped back
+    assert store.reserve(reservation(t.id, 0, []), [], [rpm], now + 20.01).ok
+
+
+def test_concurrent_reservations_never_overspend(store):
+    # given a window that fits exactly 10 reservations of 100
+    t = tenant(store)
+    win = [WindowLimit("day:d", 1000, FAR)]
+    oks: list[bool] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        ok = store.reserve(reservation(t.id, 100, ["day:d"]), win, [], time.time()).ok
+        with lock:
+            oks.append(ok)
+
+    # when 30 threads race
+    threads = [threading.Thread(target=one) for _ in range(30)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    # then exactly 10 got through
+    assert oks.count(True) == 10
+    assert store.get_windows(t.id, ["day:d"])[0].reserved_micros == 1000
+
+
+def test_markers_fire_once(store):
+    t = tenant(store)
+    assert store.claim_marker(t.id, "alert:day:d", FAR) is True
+    assert store.claim_marker(t.id, "alert:day:d", FAR) is False
+
+
+def test_audit_newest_first_with_paging(store):
+    t = tenant(store)
+    other = tenant(store, name="other")
+    events = [AuditEvent(id=new_id("aud"), tenant_id=t.id, type="operation", at=f"2026-11-22T00:00:0{i}.000000Z")
+              for i in range(5)]
+    store.append_audit(events + [AuditEvent(id=new_id("aud"), tenant_id=other.id, type="operation")])
+    page = store.list_audit(t.id, limit=2)
+    assert [e.at for e in page] == [events[4].at, events[3].at]
+    rest = store.list_audit(t.id, limit=10, before=page[-1].at)
+    assert [e.at for e in rest] == [events[2].at, events[1].at, events[0].at]
+
+
+def test_notes_and_tickets_are_per_tenant(store):
+    a, b = tenant(store), tenant(store, name="b")
+    store.add_note(Note(id=new_id("note"), tenant_id=a.id, title="Q4 plan", body="launch in March", tags=["plan"]))
+    assert [n.title for n in store.list_notes(a.id, "march")] == ["Q4 plan"]
+    assert store.list_notes(b.id) == []
+    ticket = Ticket(id=new_id("tkt"), tenant_id=a.id, subject="login broken", body="500 on /login")
+    store.create_ticket(ticket)
+    assert store.update_ticket(a.id, ticket.id, {"status": "resolved"}).status == "resolved"
+    with pytest.raises(KeyError):
+        store.update_ticket(b.id, ticket.id, {"status": "closed"})
+    assert store.list_tickets(b.id) == []
+    assert [x.status for x in store.list_tickets(a.id, status="resolved")] == ["resolved"]
+
+
+def test_idempotency_claim_complete_release(store):
+    t = tenant(store)
+    now = time.time()
+    rec = IdempotencyRecord(key="k1", body_hash="abc", expires_at=now + 60)
+    assert store.claim_idempotency(t.id, rec, now) is None
+    held = store.claim_idempotency(t.id, rec, now)
+    assert held is not None and held.response is None and held.body_hash == "abc"
+    store.complete_idempotency(t.id, "k1", {"id": "r1"})
+    assert store.claim_idempotency(t.id, rec, now).response == {"id": "r1"}
+    store.release_idempotency(t.id, "k1")
+    assert store.claim_idempotency(t.id, rec, now) is None
+    # an expired claim is replaced
+    old = IdempotencyRecord(key="k2", body_hash="x", expires_at=now - 1)
+    assert store.claim_idempotency(t.id, old, now - 10) is None
+    assert store.claim_idempotency(t.id, IdempotencyRecord("k2", "y", now + 60), now) is None
+
+
+def test_ping(store):
+    store.ping()
