@@ -39,7 +39,6 @@ from shared.errors import (
     NotFound,
     PayloadTooLarge,
     ProblemError,
-    Unauthenticated,
     Unavailable,
     ValidationFailed,
 )
@@ -168,6 +167,30 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
         return JSONResponse(team_or_404(request.path_params["team"]).describe())
 
     async def invoke(request: Request) -> Response:
+        started = time.perf_counter()
+        outcome: dict[str, Any] = {"team": request.path_params["team"], "operation": request.path_params["operation"]}
+        try:
+            response = await _invoke(request, outcome)
+            outcome["status"] = response.status_code
+            return response
+        except ProblemError as exc:
+            outcome["status"], outcome["problem"] = exc.status, exc
+            raise
+        except StoreUnavailable:
+            outcome["status"] = 503
+            raise
+        except Exception:
+            outcome["status"] = 500
+            raise
+        finally:
+            outcome["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
+            for hook in OPERATION_HOOKS:
+                try:
+                    await hook(runtime, request, outcome)
+                except Exception:  # noqa: BLE001 - observability must never fail a call
+                    log.exception("operation hook %s failed", getattr(hook, "__name__", hook))
+
+    async def _invoke(request: Request, outcome: dict[str, Any]) -> Response:
         team = team_or_404(request.path_params["team"])
         op = team.operation(request.path_params["operation"])
         request_id = request.state.request_id
@@ -176,6 +199,7 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
             raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {settings.max_body_bytes}",
                                   limit_bytes=settings.max_body_bytes)
         tenant = await authenticate(runtime, request)
+        outcome["tenant"] = tenant
         if router.is_remote(team.name):
             return await router.forward(request, team.name)
         body = await read_json(request, settings.max_body_bytes)
@@ -194,6 +218,7 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
             team_def=team, operation_def=op, input=parsed, provider=await runtime.provider(),
             call_team=router.caller(request, tenant, chain), model=runtime.model_for(team.model),
         )
+        outcome["call"] = call
         result = await run_operation(call)
         guard = call.guard
         assert guard is not None
@@ -269,7 +294,7 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
         routes.extend(extend(runtime, serve_mode))
     routes.append(Route("/{path:path}", not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]))
 
-    middleware = [Middleware(ErrorBoundary)]
+    middleware = [Middleware(ErrorBoundary)] + [factory(runtime) for factory in MIDDLEWARE_EXTENSIONS]
     if settings.allowed_origins:
         middleware.append(Middleware(CORSMiddleware, allow_origins=list(settings.allowed_origins),
                                      allow_methods=["GET", "POST", "DELETE"], allow_headers=["*"],
@@ -299,6 +324,11 @@ async def _method_handler(request: Request, exc: Exception) -> Response:
 # each is (runtime, serve_mode) -> list of routes. Registered at import of shared.extensions.
 RouteFactory = Callable[[Runtime, bool], list[Route]]
 EXTENSIONS: list[RouteFactory] = []
+# Middleware factories (runtime) -> Middleware, placed inside the error boundary.
+MIDDLEWARE_EXTENSIONS: list[Callable[[Runtime], Middleware]] = []
+# Called after every operation call, success or failure, with
+# outcome = {team, operation, status, duration_ms, tenant?, call? (AgentCall with .guard), problem?}.
+OPERATION_HOOKS: list[Callable[[Runtime, Request, dict[str, Any]], Awaitable[None]]] = []
 
 
 def usage_report(runtime: Runtime, tenant: Tenant) -> dict[str, Any]:
@@ -341,5 +371,4 @@ def usage_report(runtime: Runtime, tenant: Tenant) -> dict[str, Any]:
     }
 
 
-__all__ = ["EXTENSIONS", "Unauthenticated", "create_app", "problem_response", "usage_report"]
-Handler = Callable[[Request], Awaitable[Response]]
+__all__ = ["EXTENSIONS", "MIDDLEWARE_EXTENSIONS", "OPERATION_HOOKS", "create_app", "problem_response", "usage_report"]

@@ -33,7 +33,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -65,7 +65,7 @@ IDEMPOTENCY_TTL_S = 24 * 3600
 
 
 def _utc(now: float) -> datetime:
-    return datetime.fromtimestamp(now, timezone.utc)
+    return datetime.fromtimestamp(now, UTC)
 
 
 def day_key(now: float) -> str:
@@ -205,7 +205,7 @@ class BudgetGuard:
             outcome = await _in_thread(self.store.reserve, reservation, limits, rates, now)
             if outcome.ok:
                 self.windows = outcome.windows
-                self.rate_remaining = outcome.rate_remaining
+                self.rate_remaining.update(outcome.rate_remaining)
                 return reservation
             refusal: Refusal = outcome.refusal
             if refusal.kind == "rate":

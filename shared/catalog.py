@@ -14,7 +14,7 @@ import importlib
 import pkgutil
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -159,7 +159,7 @@ def _load_module_team(module_name: str) -> Team:
     return team
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_catalog(only: str | None = None) -> Catalog:
     """Discover the teams under ``functions/teams``; ``only`` loads that one team alone."""
     if only:

@@ -64,10 +64,9 @@ def _tenant_text(t: dict[str, Any]) -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    import shared.extensions  # noqa: F401  (admin, metrics, dashboard routes)
     from shared.app import create_app
     from shared.runtime import Runtime
-
-    import shared.extensions  # noqa: F401  (admin, metrics, dashboard routes)
 
     runtime = Runtime()
     app = create_app(runtime, serve_mode=True)
@@ -301,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("store", help="state store tasks").add_subparsers(dest="action", required=True)
     s = st.add_parser("init", help="create the tables/indexes (idempotent)")
     s.set_defaults(fn=cmd_store)
+    import shared.export  # noqa: F401 - registers `export KIND` (other kinds register in its EXPORTERS)
+
     for extend in CLI_EXTENSIONS:
         extend(sub)
     return p

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 
-@lru_cache(maxsize=None)
+@cache
 def asgi_app(kind: str) -> ASGIApp:
     """The app for ``kind`` (``gateway`` or ``team``), built once per instance."""
     from shared.app import create_app

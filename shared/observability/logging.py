@@ -43,6 +43,8 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for noisy in ("httpx", "httpcore", "anthropic", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)  # one line per request is ours to write
     _configured = True
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from shared.errors import MultiAgentError
@@ -45,7 +45,7 @@ def new_id(prefix: str) -> str:
 
 def now_iso() -> str:
     """The current UTC time as ISO 8601 with microseconds (sorts lexicographically)."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass

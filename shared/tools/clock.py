@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field
@@ -16,7 +16,7 @@ class ClockInput(BaseModel):
 
 async def _run(ctx: ToolContext, args: ClockInput) -> dict[str, str]:
     try:
-        zone = timezone.utc if args.timezone.upper() == "UTC" else ZoneInfo(args.timezone)
+        zone = UTC if args.timezone.upper() == "UTC" else ZoneInfo(args.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ToolFailure(f"unknown time zone {args.timezone!r}") from None
     now = datetime.now(zone)
