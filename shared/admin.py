@@ -17,7 +17,12 @@ from shared.tenants import TenantAdmin, public_tenant
 
 def admin_routes(runtime: Runtime, serve_mode: bool) -> list[Route]:
     """The admin routes, answering 404 when the admin API is off."""
-    admin = TenantAdmin(runtime.store, runtime.settings, runtime.catalog, actor="admin-api")
+    _admin: list[TenantAdmin] = []
+
+    def admin_() -> TenantAdmin:  # built on first use: the catalog is not loaded at cold start
+        if not _admin:
+            _admin.append(TenantAdmin(runtime.store, runtime.settings, runtime.catalog, actor="admin-api"))
+        return _admin[0]
 
     async def guard(request: Request) -> None:
         from shared.app import request_key
@@ -42,25 +47,25 @@ def admin_routes(runtime: Runtime, serve_mode: bool) -> list[Route]:
         from shared.app import read_json
 
         body = await read_json(request, runtime.settings.max_body_bytes)
-        tenant, key = await run(admin.create, body.pop("name", ""), **body)
+        tenant, key = await run(admin_().create, body.pop("name", ""), **body)
         return JSONResponse({**public_tenant(tenant), "api_key": key}, status_code=201)
 
     async def tenant(request: Request) -> Response:
         await guard(request)
         tenant_id = request.path_params["tenant_id"]
         if request.method == "GET":
-            return JSONResponse(public_tenant(await run(admin.get, tenant_id)))
+            return JSONResponse(public_tenant(await run(admin_().get, tenant_id)))
         from shared.app import read_json
 
         body = await read_json(request, runtime.settings.max_body_bytes)
-        return JSONResponse(public_tenant(await run(admin.update, tenant_id, **body)))
+        return JSONResponse(public_tenant(await run(admin_().update, tenant_id, **body)))
 
     async def keys(request: Request) -> Response:
         await guard(request)
         tenant_id = request.path_params["tenant_id"]
         if request.method == "DELETE":
-            return JSONResponse({"revoked": await run(admin.revoke_keys, tenant_id)})
-        return JSONResponse({"tenant_id": tenant_id, "api_key": await run(admin.issue_key, tenant_id)},
+            return JSONResponse({"revoked": await run(admin_().revoke_keys, tenant_id)})
+        return JSONResponse({"tenant_id": tenant_id, "api_key": await run(admin_().issue_key, tenant_id)},
                             status_code=201)
 
     return [

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,14 +21,33 @@ from pydantic import BaseModel, ValidationError
 
 from shared.budget import BudgetedCall, budgeted
 from shared.catalog import Operation, Team
-from shared.errors import ModelError, Timeout
-from shared.models.base import ModelProvider, ModelRequest
+from shared.errors import ConfigurationError, ModelError, Timeout
+from shared.models.base import ModelProvider, ModelRequest, Usage
+from shared.pricing import usd
 from shared.observability.redact import redact
 from shared.tools import Tool, ToolContext, ToolFailure, tools_for
 from shared.tools.base import TeamCaller
 
 SUBMIT_TOOL = "submit_result"
 MAX_TOOL_RESULT_CHARS = 20_000
+
+log = logging.getLogger("multiagent.agent")
+
+# (event name, data) -> None: where the loop reports progress (SSE streams, run steps).
+EventSink = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class NestedUsage:
+    """Usage of the team calls an operation made (``consult_team``), added to its own."""
+
+    usage: Usage = field(default_factory=Usage)
+    cost_micros: int = 0
+
+    def add(self, body_usage: dict[str, Any]) -> None:
+        """Add the ``usage`` member of an operation's response body."""
+        self.usage += Usage(int(body_usage.get("input_tokens", 0)), int(body_usage.get("output_tokens", 0)))
+        self.cost_micros += round(float(body_usage.get("cost_usd", 0.0)) * 1_000_000)
 
 
 @dataclass
@@ -40,6 +61,39 @@ class AgentCall(BudgetedCall):
     call_team: TeamCaller | None = None
     model: str | None = None
     transcript: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)  # earlier turns (sessions), oldest first
+    events: EventSink | None = None
+    event_context: dict[str, Any] = field(default_factory=dict)  # merged into every event (e.g. a run's step)
+    nested: NestedUsage = field(default_factory=NestedUsage)
+
+    async def emit(self, event: str, data: dict[str, Any]) -> None:
+        """Report progress to the sink, if any; a failing sink never fails the call."""
+        if self.events is None:
+            return
+        try:
+            await self.events(event, {**self.event_context, **data})
+        except Exception:  # noqa: BLE001 - progress reporting is best effort
+            log.exception("event sink failed on %s", event)
+
+
+def operation_body(call: AgentCall, result: dict[str, Any], *, offline: bool) -> dict[str, Any]:
+    """The contract's 200 body of an operation (``POST /v1/teams/{team}/{operation}``)."""
+    guard, team, op = call.guard, call.team_def, call.operation_def
+    assert guard is not None and team is not None and op is not None
+    model = guard.models[-1] if guard.models else (call.model or team.model)
+    usage = Usage(guard.usage.input_tokens, guard.usage.output_tokens)
+    usage += call.nested.usage
+    body: dict[str, Any] = {
+        "id": call.identity.request_id, "team": team.name, "operation": op.name, "output": result["output"],
+        "model": "offline" if offline else model,
+        "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+                  "cost_usd": usd(guard.cost_micros + call.nested.cost_micros)},
+        "duration_ms": result["duration_ms"],
+    }
+    if guard.degraded:
+        body["degraded"] = {"model": guard.degraded["model"], "from": guard.degraded["from"],
+                            "reason": guard.degraded["reason"]}
+    return body
 
 
 def system_prompt(team: Team, op: Operation) -> str:
@@ -77,6 +131,8 @@ async def _run_tool(tool: Tool | None, name: str, args: dict[str, Any], ctx: Too
         return f"invalid arguments: {exc.errors(include_url=False)}", True
     except ToolFailure as exc:
         return str(exc), True
+    except ConfigurationError:
+        raise  # a deployment mistake (e.g. no signing key) must surface, not be fed to the model
     except Exception as exc:  # noqa: BLE001 - a tool's crash is reported to the model, not the user
         return f"{name} failed: {type(exc).__name__}: {exc}", True
 
@@ -102,7 +158,7 @@ async def _loop(call: AgentCall) -> BaseModel:
     ctx = ToolContext(tenant_id=call.identity.tenant.id, team=team.name, request_id=call.identity.request_id,
                       store=call.store, chain=call.identity.chain or (team.name,), call_team=call.call_team)
     definitions = [t.definition() for t in tools.values()] + [submit_tool(op)]
-    messages: list[dict[str, Any]] = [
+    messages: list[dict[str, Any]] = list(call.history) + [
         {"role": "user", "content": f"Input for {op.name}:\n{json.dumps(call.input.model_dump(mode='json'))}"}
     ]
     call.transcript = messages
@@ -116,6 +172,14 @@ async def _loop(call: AgentCall) -> BaseModel:
         response = await guard.call(provider, request)
         messages.append({"role": "assistant", "content": response.content})
         uses = [b for b in response.content if b.get("type") == "tool_use"]
+        # The provider call is not streamed, so model.delta is coarse: one event per model turn.
+        await call.emit("model.delta", {
+            "turn": _turn, "model": guard.models[-1] if guard.models else model,
+            "text": "".join(b.get("text", "") for b in response.content if b.get("type") == "text"),
+            "tool_uses": [u["name"] for u in uses],
+        })
+        await call.emit("usage", {"input_tokens": guard.usage.input_tokens, "output_tokens": guard.usage.output_tokens,
+                                  "cost_usd": usd(guard.cost_micros)})
         if not uses:
             text = "".join(b.get("text", "") for b in response.content if b.get("type") == "text").strip()
             if op.name == "ask" and text:
@@ -140,6 +204,8 @@ async def _loop(call: AgentCall) -> BaseModel:
                     force = True
                 continue
             content, is_error = await _run_tool(tools.get(use["name"]), use["name"], use.get("input") or {}, ctx)
+            await call.emit("tool.called", {"name": use["name"], "input": use.get("input") or {},
+                                            "is_error": is_error, "result": redact(content)[:2_000]})
             results.append(_tool_result(use["id"], content, is_error))
         messages.append({"role": "user", "content": results})
     raise ModelError(f"{team.name}/{op.name} gave no valid output within {call.settings.max_turns} turns")

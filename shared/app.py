@@ -11,17 +11,18 @@ then the routes. Body limits are checked before a body is read.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-from pydantic import ValidationError
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -29,9 +30,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.agent import AgentCall, run_operation
-from shared.budget import CallIdentity, day_key, month_key, window_name
-from shared.catalog import Team
+from shared.budget import CallIdentity, day_key, month_key, reset_at, window_name
 from shared.config import Settings
 from shared.errors import (
     PROBLEM_TYPES,
@@ -44,13 +43,18 @@ from shared.errors import (
 )
 from shared.observability.logging import configure, log_event
 from shared.pricing import usd
-from shared.routing import TeamRouter
 from shared.runtime import Runtime
 from shared.store.base import StoreUnavailable, Tenant
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from shared.catalog import Team
 
 log = logging.getLogger("multiagent.http")
 
 PROBLEM_JSON = "application/problem+json"
+WARM_UP_DELAY_S = 0.3
 
 
 def problem_response(exc: ProblemError, request_id: str) -> JSONResponse:
@@ -149,6 +153,8 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
     runtime = runtime or Runtime()
     settings: Settings = runtime.settings
     configure(settings.log_level)
+    from shared.routing import TeamRouter
+
     router = TeamRouter(runtime)
 
     def team_or_404(name: str) -> Team:
@@ -158,7 +164,8 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
         from shared.observability.health import check_health
 
         body, status = await check_health(runtime, deep=request.query_params.get("deep") == "1")
-        return JSONResponse(body, status_code=status)
+        # The first probe of a new instance starts loading the model SDK, after it is answered.
+        return JSONResponse(body, status_code=status, background=BackgroundTask(runtime.warm_up))
 
     async def list_teams(request: Request) -> Response:
         return JSONResponse({"teams": [t.describe() for t in runtime.catalog]})
@@ -205,11 +212,18 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
         body = await read_json(request, settings.max_body_bytes)
         if not isinstance(body, dict):
             raise ValidationFailed("the body must be a JSON object", errors=[{"loc": ["body"], "msg": "not an object"}])
+        # pydantic and the tool loop load on first use, not at cold start
+        from pydantic import ValidationError
+
+        from shared.agent import AgentCall, run_operation
+        from shared.budget import CallIdentity
+
         try:
             parsed = op.input.model_validate(body)
         except ValidationError as exc:
             raise ValidationFailed(f"input does not match {team.name}/{op.name}", errors=_validation_errors(exc)) \
                 from None
+
         chain = router.chain_from(request, team.name)
         call = AgentCall(
             store=runtime.store, settings=settings,
@@ -220,6 +234,7 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
         )
         outcome["call"] = call
         result = await run_operation(call)
+        outcome["output"] = result.get("output")
         guard = call.guard
         assert guard is not None
         if call.replayed:
@@ -251,16 +266,22 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
             raise ValidationFailed("limit must be an integer", errors=[{"loc": ["query", "limit"],
                                                                        "msg": "not an integer"}]) from None
         before = request.query_params.get("before")
-        events = await anyio.to_thread.run_sync(lambda: runtime.store.list_audit(tenant.id, limit + 1, before))
-        body: dict[str, Any] = {"events": [e.public() for e in events[:limit]]}
-        if len(events) > limit:
-            body["next"] = events[limit - 1].at
+        from shared.observability.audit import page  # a cursor that survives events sharing one timestamp
+
+        events, cursor = await anyio.to_thread.run_sync(page, runtime.store, tenant.id, limit, before)
+        body: dict[str, Any] = {"events": [e.public() for e in events]}
+        if cursor:
+            body["next"] = cursor
         return JSONResponse(body)
 
-    async def openapi(request: Request) -> Response:
-        from shared.openapi import build_openapi
+    openapi_cache: dict[str, Any] = {}
 
-        return JSONResponse(build_openapi(runtime.catalog, settings.version))
+    async def openapi(request: Request) -> Response:
+        from shared.openapi import build_openapi, served_paths
+
+        if "doc" not in openapi_cache:  # the catalog and routes are fixed for the instance's life
+            openapi_cache["doc"] = build_openapi(runtime.catalog, settings.version, served=served_paths(request.app))
+        return JSONResponse(openapi_cache["doc"])
 
     async def docs(request: Request) -> Response:
         from shared.openapi import docs_html
@@ -302,7 +323,9 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
 
     @asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
-        runtime.warm_up()
+        # Load the model SDK soon after the server listens (or on the first /health), never
+        # before: its import would compete with the first request for the GIL.
+        asyncio.get_running_loop().call_later(WARM_UP_DELAY_S, runtime.warm_up)
         yield
         await router.close()
 
@@ -333,8 +356,11 @@ OPERATION_HOOKS: list[Callable[[Runtime, Request, dict[str, Any]], Awaitable[Non
 
 def usage_report(runtime: Runtime, tenant: Tenant) -> dict[str, Any]:
     """``GET /v1/usage``: settled spend per window and the month's ledger by team, day and model."""
+    from shared.budget import day_key, month_key, window_name
+
     now = time.time()
-    keys = [day_key(now), month_key(now)]
+    keys = [day_key(now), month_key(now)] + [f"team:{t}:{day_key(now)}" for t in sorted(tenant.team_daily_limit_micros)]
+    runtime.store.reclaim_expired(tenant.id, now)  # report what crashed instances no longer hold
     windows = {window_name(w.key): w for w in runtime.store.get_windows(tenant.id, keys)}
     month_start = month_key(now)[len("month:"):] + "-01"
     entries = runtime.store.list_ledger(tenant.id, since=month_start)
@@ -356,6 +382,14 @@ def usage_report(runtime: Runtime, tenant: Tenant) -> dict[str, Any]:
     def spent(name: str) -> float:
         return usd(windows[name].spent_micros) if name in windows else 0.0
 
+    def window_row(name: str, limit_micros: int) -> dict[str, Any]:  # one budget window, for the dashboard
+        w = windows.get(name)
+        spent_m, reserved_m = (w.spent_micros, w.reserved_micros) if w else (0, 0)
+        return {"window": name, "limit_usd": usd(limit_micros), "spent_usd": usd(spent_m),
+                "reserved_usd": usd(reserved_m), "remaining_usd": usd(max(0, limit_micros - spent_m - reserved_m)),
+                "alert_at_usd": usd(round(limit_micros * tenant.alert_threshold)),
+                "reset_at": reset_at("month:" if name == "month" else "day", now)}
+
     return {
         "tenant_id": tenant.id,
         "spent_usd": {"day": spent("day"), "month": spent("month")},
@@ -365,6 +399,8 @@ def usage_report(runtime: Runtime, tenant: Tenant) -> dict[str, Any]:
             "rpm": tenant.rpm, "tpm": tenant.tpm, "alert_threshold": tenant.alert_threshold,
             "team_daily_usd": {t: usd(v) for t, v in tenant.team_daily_limit_micros.items()},
         },
+        "windows": [window_row("day", tenant.daily_limit_micros), window_row("month", tenant.monthly_limit_micros)]
+        + [window_row(f"team:{t}:day", v) for t, v in sorted(tenant.team_daily_limit_micros.items())],
         "by_team": rows(by_team),
         "by_day": rows(by_day),
         "by_model": rows(by_model),

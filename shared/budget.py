@@ -111,8 +111,10 @@ def input_token_bound(request: ModelRequest) -> int:
 
 
 def window_name(key: str) -> str:
-    """``day``, ``month`` or ``team:<name>:day`` for a window key."""
+    """``day``, ``month``, ``team:<name>:day`` or ``run`` (a signed envelope's budget) for a window key."""
     parts = key.split(":")
+    if parts[0] == "run":
+        return "run"
     return "month" if parts[0] == "month" else ("day" if parts[0] == "day" else f"team:{parts[1]}:day")
 
 
@@ -150,16 +152,25 @@ class BudgetGuard:
     calls: int = 0
     models: list[str] = field(default_factory=list)
     alerts_seen: set[str] = field(default_factory=set)
+    # The budget windows of the signed envelope this call runs under (``run:<id>``...),
+    # reserved together with the tenant's windows on every model call.
+    run_windows: list[WindowLimit] = field(default_factory=list)
+    # The team's cheaper model for the ``cheaper_model`` low-budget policy.
+    low_budget_model: str | None = None
+    # Set once the policy switched models: {"model", "from", "reason"}; later turns stay on it.
+    degraded: dict[str, Any] | None = None
 
     async def call(self, provider: ModelProvider, request: ModelRequest) -> ModelResponse:
         """One budgeted model call (see the module docstring)."""
+        if self.degraded:
+            request.model = self.degraded["model"]
         model = provider.resolve_model(request.model)
         if not self.settings.budgets_enabled:
             return await self._call_and_count(provider, request, model)
         now = time.time()
         tenant = self.identity.tenant
-        limits = window_limits(tenant, self.identity.team, now)
-        reservation = await self._reserve(model, request, limits, now)
+        limits = window_limits(tenant, self.identity.team, now) + list(self.run_windows)
+        reservation, model = await self._reserve(provider, model, request, limits, now)
         try:
             response = await self._call_and_count(provider, request, model)
         except BaseException:
@@ -175,7 +186,8 @@ class BudgetGuard:
             cost_micros=cost, run_id=self.identity.run_id,
         )
         with anyio.CancelScope(shield=True):  # money spent must be recorded even if the client left
-            self.windows = await _in_thread(self.store.settle, reservation, cost, entry, [])
+            settled = await _in_thread(self.store.settle, reservation, cost, entry, [])
+        self.windows = [w for w in settled if not w.key.startswith("run:")]  # run windows raise no tenant alerts
         self.cost_micros += cost
         await self._alert_if_crossed(now)
         return response
@@ -187,7 +199,8 @@ class BudgetGuard:
         self.models.append(response.model)
         return response
 
-    async def _reserve(self, model: str, request: ModelRequest, limits: list[WindowLimit], now: float) -> Reservation:
+    async def _reserve(self, provider: ModelProvider, model: str, request: ModelRequest, limits: list[WindowLimit],
+                       now: float) -> tuple[Reservation, str]:
         tenant = self.identity.tenant
         input_bound = input_token_bound(request)
         reclaimed = False
@@ -204,9 +217,9 @@ class BudgetGuard:
             )
             outcome = await _in_thread(self.store.reserve, reservation, limits, rates, now)
             if outcome.ok:
-                self.windows = outcome.windows
+                self.windows = [w for w in outcome.windows if not w.key.startswith("run:")]
                 self.rate_remaining.update(outcome.rate_remaining)
-                return reservation
+                return reservation, model
             refusal: Refusal = outcome.refusal
             if refusal.kind == "rate":
                 await self._audit("rate.refused", 429, {"limit": refusal.key, "retry_after_s": refusal.retry_after_s})
@@ -219,6 +232,15 @@ class BudgetGuard:
                 reclaimed = True
                 if await _in_thread(self.store.reclaim_expired, tenant.id, now):
                     continue
+            cheaper = self._cheaper_model(provider, model)
+            if cheaper is not None:
+                reason = (f"the remaining {window_name(refusal.key)} budget (${usd(refusal.remaining_micros):.6f}) "
+                          f"cannot pay {model}'s worst case (${usd(worst):.6f})")
+                self.degraded = {"model": cheaper, "from": model, "reason": reason}
+                await self._audit("budget.degraded", 200, {"model": cheaper, "from": model, "reason": reason,
+                                                            "window": window_name(refusal.key)})
+                request.model, model = cheaper, provider.resolve_model(cheaper)
+                continue
             affordable = max_output_tokens_for(model, refusal.remaining_micros, input_bound)
             if MIN_USEFUL_OUTPUT <= affordable < request.max_tokens:
                 request.max_tokens = affordable  # a shorter answer beats a refusal
@@ -228,8 +250,20 @@ class BudgetGuard:
                 f"this call could cost up to ${usd(worst):.6f} but only ${usd(refusal.remaining_micros):.6f} "
                 f"is left in the {window_name(refusal.key)} budget",
                 limit_usd=usd(refusal.limit), spent_usd=usd(refusal.spent_micros),
-                window=window_name(refusal.key), reset_at=reset_at(refusal.key, now),
+                window=window_name(refusal.key),
+                reset_at=None if refusal.key.startswith("run:") else reset_at(refusal.key, now),
             )
+
+    def _cheaper_model(self, provider: ModelProvider, model: str) -> str | None:
+        """The model the ``cheaper_model`` policy switches to, when it applies and is cheaper."""
+        cheaper = self.low_budget_model
+        if self.identity.tenant.on_low_budget != "cheaper_model" or not cheaper or self.degraded:
+            return None
+        resolved = provider.resolve_model(cheaper)
+        if resolved == model:
+            return None
+        current, candidate = price_for(model), price_for(resolved)
+        return cheaper if (candidate.input, candidate.output) < (current.input, current.output) else None
 
     async def _audit(self, kind: str, status: int, detail: dict[str, Any]) -> None:
         event = AuditEvent(id=new_id("aud"), tenant_id=self.identity.tenant.id, type=kind,
@@ -300,6 +334,8 @@ class BudgetedCall:
     idempotency_key: str | None = None
     guard: BudgetGuard | None = None
     replayed: bool = False
+    run_windows: list[WindowLimit] = field(default_factory=list)  # from the signed envelope, if any
+    low_budget_model: str | None = None
 
 
 OperationFn = Callable[[BudgetedCall], Awaitable[dict[str, Any]]]
@@ -313,7 +349,8 @@ def budgeted(fn: OperationFn) -> OperationFn:
     async def wrapper(call: BudgetedCall) -> dict[str, Any]:
         identity = call.identity
         check_team_allowed(identity.tenant, identity.team)
-        call.guard = BudgetGuard(call.store, call.settings, identity)
+        call.guard = BudgetGuard(call.store, call.settings, identity, run_windows=list(call.run_windows),
+                                 low_budget_model=call.low_budget_model)
         key = call.idempotency_key
         if key:
             scoped = f"{identity.team}/{identity.operation}/{key}"

@@ -301,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = st.add_parser("init", help="create the tables/indexes (idempotent)")
     s.set_defaults(fn=cmd_store)
     import shared.export  # noqa: F401 - registers `export KIND` (other kinds register in its EXPORTERS)
+    import shared.migrate  # noqa: F401 - export tenants|ledger|terraform, and `import`
 
     for extend in CLI_EXTENSIONS:
         extend(sub)

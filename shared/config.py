@@ -16,6 +16,7 @@ from shared.errors import ConfigurationError
 
 PROVIDERS = ("anthropic", "bedrock", "vertex", "offline")
 SECRET_BACKENDS = ("env", "gcp", "aws")
+TEAM_AUTH = ("none", "google-id-token")  # platform identity on gateway -> team hops (shared/hops)
 
 
 def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -55,6 +56,7 @@ class Settings:
     admin_key: str | None = None
     team: str | None = None
     team_urls: dict[str, str] = field(default_factory=dict)
+    team_auth: str = "none"
     allowed_origins: tuple[str, ...] = ()
     max_body_bytes: int = 256 * 1024
     operation_deadline_s: float = 120.0
@@ -89,9 +91,14 @@ class Settings:
             except json.JSONDecodeError as exc:
                 raise ConfigurationError(f"MULTIAGENT_TEAM_URLS is not a JSON object of team -> URL: {exc}") from None
             if not isinstance(team_urls, dict) or not all(
-                isinstance(v, str) and v.startswith("http") for v in team_urls.values()
+                isinstance(v, str) and v.startswith(("http", "lambda://")) for v in team_urls.values()
             ):
-                raise ConfigurationError("MULTIAGENT_TEAM_URLS must be a JSON object of team -> http(s) base URL")
+                raise ConfigurationError(
+                    "MULTIAGENT_TEAM_URLS must be a JSON object of team -> http(s) base URL or lambda://FUNCTION"
+                )
+        team_auth = env.get("MULTIAGENT_TEAM_AUTH") or "none"
+        if team_auth not in TEAM_AUTH:
+            raise ConfigurationError(f"MULTIAGENT_TEAM_AUTH={team_auth!r} must be one of {', '.join(TEAM_AUTH)}")
         origins = tuple(o.strip() for o in env.get("MULTIAGENT_ALLOWED_ORIGINS", "").split(",") if o.strip())
         return cls(
             store_url=env.get("MULTIAGENT_STORE") or cls.store_url,
@@ -101,6 +108,7 @@ class Settings:
             admin_key=env.get("MULTIAGENT_ADMIN_KEY") or None,
             team=env.get("MULTIAGENT_TEAM") or None,
             team_urls=team_urls,
+            team_auth=team_auth,
             allowed_origins=origins,
             max_body_bytes=_int(env, "MULTIAGENT_MAX_BODY_BYTES", cls.max_body_bytes, 1),
             operation_deadline_s=_float(env, "MULTIAGENT_DEADLINE_S", cls.operation_deadline_s),

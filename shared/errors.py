@@ -2,6 +2,7 @@
 
     MultiAgentError                      500 internal (never shown with a traceback)
     ├── ConfigurationError               start-up configuration is wrong (CLI: one line)
+    ├── ToolFailure                      a tool refused; shown to the model as an is_error result
     └── ProblemError                     has an HTTP status and a /problems/<slug> type
         ├── InvalidJSON                  400 invalid-json
         ├── Unauthenticated              401 unauthenticated
@@ -29,6 +30,10 @@ class MultiAgentError(Exception):
 
 class ConfigurationError(MultiAgentError):
     """The deployment is misconfigured; raised at start-up, printed as one line."""
+
+
+class ToolFailure(MultiAgentError):
+    """A tool refused or failed; the message goes back to the model as an is_error result."""
 
 
 class ProblemError(MultiAgentError):

@@ -35,7 +35,7 @@ EXPORT_OPTIONS: list[Callable[[argparse.ArgumentParser], None]] = []
 """Extra flags of ``export`` (each adds arguments to the sub-parser)."""
 
 # Modules that register kinds when imported (kept light: no heavy imports at top level).
-_BUILTIN_MODULES: list[str] = ["shared.sdkgen"]
+_BUILTIN_MODULES: list[str] = ["shared.sdkgen", "shared.migrate"]
 
 
 def _load_builtin_kinds() -> None:

@@ -1,131 +1,563 @@
-"""OpenAPI 3.1 generated from the team catalog: every operation with its schemas, the
-auth schemes, every problem type and header of the contract."""
+"""OpenAPI 3.1 generated from the team catalog: every operation with its input and output
+schemas, the auth schemes, every problem type of :mod:`shared.errors` with its headers,
+and the other paths the app serves (usage, audit, admin, runs, metrics, dashboard).
+
+The document is the one contract the SDK generators read (:mod:`shared.sdkgen`): team
+models become ``components.schemas`` named ``{Team}{Operation}Input`` /
+``{Team}{Operation}Output`` (nested models ``{Team}{Model}``), and every operation's path
+item carries ``x-team`` and ``x-operation``.
+
+Paths outside the catalog are listed in :data:`PATH_ITEMS`; :func:`build_openapi` keeps
+only those the app really serves when it is given the app's route paths, so the document
+never names an endpoint that answers 404. A module that adds routes adds its path items
+here too (``PATH_ITEMS["/v1/things"] = {...}``).
+"""
 
 from __future__ import annotations
 
+import copy
+import json
+from collections.abc import Iterable
 from typing import Any
 
 from shared.catalog import Catalog
-from shared.errors import PROBLEM_TYPES
+from shared.errors import PROBLEM_TYPES, ProblemError
+
+PROBLEM_JSON = "application/problem+json"
 
 
-def _hoist(schema: dict[str, Any], defs: dict[str, Any], prefix: str) -> dict[str, Any]:
-    """Move ``$defs`` into components, renaming refs so two teams' models never clash."""
-    local = schema.pop("$defs", {})
-    renames = {name: f"{prefix}{name}" for name in local}
-
-    def fix(node: Any) -> Any:
-        if isinstance(node, dict):
-            out = {k: fix(v) for k, v in node.items()}
-            ref = out.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                out["$ref"] = "#/components/schemas/" + renames[ref.split("/")[-1]]
-            return out
-        if isinstance(node, list):
-            return [fix(v) for v in node]
-        return node
-
-    for name, sub in local.items():
-        defs[renames[name]] = fix(sub)
-    return fix(schema)
+def pascal(text: str) -> str:
+    """``customer-service`` / ``analyze_campaign`` -> ``CustomerService`` / ``AnalyzeCampaign``."""
+    return "".join(part[:1].upper() + part[1:] for part in text.replace("-", "_").split("_") if part)
 
 
-def _pascal(text: str) -> str:
-    return "".join(part.capitalize() for part in text.replace("-", "_").split("_"))
+def _ref(name: str, kind: str = "schemas") -> dict[str, str]:
+    return {"$ref": f"#/components/{kind}/{name}"}
 
 
-def build_openapi(catalog: Catalog, version: str) -> dict[str, Any]:
-    """The whole document."""
+# --------------------------------------------------------------------------------------------------------------------
+# Team models -> components.schemas
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _rewrite_refs(node: Any, renames: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        out = {k: _rewrite_refs(v, renames) for k, v in node.items()}
+        ref = out.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            out["$ref"] = "#/components/schemas/" + renames[ref.split("/")[-1]]
+        return out
+    if isinstance(node, list):
+        return [_rewrite_refs(v, renames) for v in node]
+    return node
+
+
+def _canonical(schema: Any) -> str:
+    return json.dumps(schema, sort_keys=True)
+
+
+def team_schemas(catalog: Catalog) -> tuple[dict[str, Any], dict[tuple[str, str], tuple[str, str]]]:
+    """Every team model as a named component, and ``(team, op) -> (input name, output name)``.
+
+    A nested model is ``{Team}{Model}`` when the team's operations agree on its schema,
+    else ``{Team}{Operation}{Model}``; either way two teams' models never clash.
+    """
+    schemas: dict[str, Any] = {}
+    names: dict[tuple[str, str], tuple[str, str]] = {}
+    for team in catalog:
+        for op in team.operations:
+            base = f"{pascal(team.name)}{pascal(op.name)}"
+            io_names = (f"{base}Input", f"{base}Output")
+            for name, schema in zip(io_names, (op.input_schema(), op.output_schema()), strict=True):
+                schema = copy.deepcopy(schema)
+                local = schema.pop("$defs", {})
+                renames: dict[str, str] = {}
+                for def_name, sub in local.items():
+                    candidate = f"{pascal(team.name)}{def_name}"
+                    fixed_probe = _canonical(sub)
+                    existing = schemas.get(candidate)
+                    if existing is not None and existing.get("x-source") != fixed_probe:
+                        candidate = f"{base}{def_name}"
+                    renames[def_name] = candidate
+                for def_name, sub in local.items():
+                    fixed = _rewrite_refs(sub, renames)
+                    fixed["x-source"] = _canonical(sub)
+                    schemas.setdefault(renames[def_name], fixed)
+                schemas[name] = _rewrite_refs(schema, renames)
+            names[(team.name, op.name)] = io_names
+    for schema in schemas.values():
+        schema.pop("x-source", None)
+    return schemas, names
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Problems, headers, parameters
+# --------------------------------------------------------------------------------------------------------------------
+
+PROBLEM_EXTRAS: dict[str, dict[str, Any]] = {
+    "payload-too-large": {"limit_bytes": {"type": "integer", "description": "The body limit in bytes."}},
+    "validation-error": {"errors": {"type": "array", "description": "What is wrong, one entry per problem.",
+                                    "items": _ref("ValidationErrorItem")}},
+    "budget-exceeded": {
+        "limit_usd": {"type": "number", "description": "The cap of the refusing window, USD."},
+        "spent_usd": {"type": "number", "description": "Settled spend in that window, USD."},
+        "window": {"type": "string", "description": "`day`, `month` or `team:<name>:day`."},
+        "reset_at": {"type": "string", "format": "date-time", "description": "When the window resets (UTC)."},
+    },
+    "rate-limited": {
+        "retry_after_s": {"type": "integer", "description": "Seconds to wait; same as `Retry-After`."},
+        "limit": {"type": "string", "description": "The exhausted limit, e.g. `60 requests/min`."},
+    },
+    "unavailable": {"retry_after_s": {"type": "integer", "description": "Seconds to wait; same as `Retry-After`."}},
+}
+
+PROBLEM_WHEN: dict[str, str] = {
+    "invalid-json": "The body is not JSON.",
+    "unauthenticated": "No key, an unknown key or a revoked key.",
+    "forbidden": "The tenant is disabled, the team is not allowed for the tenant, or a team-to-team envelope is "
+                 "forged, expired or widened.",
+    "not-found": "Unknown team, operation or path.",
+    "conflict": "A call with the same `Idempotency-Key` is still in progress; retry shortly.",
+    "payload-too-large": "The body is over the configured limit (default 256 KiB).",
+    "validation-error": "The input does not match the operation's schema.",
+    "budget-exceeded": "The call could cost more than what is left of the day's or month's budget. "
+                       "Retrying cannot help before `reset_at` (`x-should-retry: false`).",
+    "rate-limited": "Requests or tokens per minute exhausted; wait `Retry-After` seconds.",
+    "model-error": "The model failed or never produced valid output.",
+    "unavailable": "The state store, secret store or model provider is unreachable (fail closed); "
+                   "wait `Retry-After` seconds.",
+    "timeout": "The operation ran past its deadline.",
+}
+
+HEADERS: dict[str, dict[str, Any]] = {
+    "XRequestId": {"description": "The request id; quote it when reporting a problem.",
+                   "schema": {"type": "string"}},
+    "XBudgetRemainingUsd": {"description": "The smaller of the day's and the month's remaining budget, USD.",
+                            "schema": {"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}},
+    "XRateLimitRemainingRequests": {"description": "Requests left in the current minute.",
+                                    "schema": {"type": "string", "pattern": r"^\d+$"}},
+    "XRateLimitRemainingTokens": {"description": "Tokens left in the current minute.",
+                                  "schema": {"type": "string", "pattern": r"^\d+$"}},
+    "IdempotentReplayed": {"description": "`true` when this answer is the stored first result of an earlier call "
+                                          "with the same `Idempotency-Key` (not charged again).",
+                           "schema": {"type": "string", "enum": ["true"]}},
+    "RetryAfter": {"description": "Whole seconds to wait before retrying.", "schema": {"type": "integer"}},
+    "XShouldRetry": {"description": "Whether a client should retry (Anthropic and OpenAI SDK convention).",
+                     "schema": {"type": "string", "enum": ["true", "false"]}},
+}
+
+PARAMETERS: dict[str, dict[str, Any]] = {
+    "IdempotencyKey": {
+        "name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 256},
+        "description": "A retried call with the same key and body returns the first result and is charged once.",
+    },
+    "SessionId": {"name": "X-Session-Id", "in": "header", "required": False, "schema": {"type": "string"},
+                  "description": "Conversation memory: calls with the same id share context."},
+    "RequestId": {"name": "X-Request-Id", "in": "header", "required": False,
+                  "schema": {"type": "string", "maxLength": 64},
+                  "description": "Your own request id (letters, digits, `-`, `_`); one is made otherwise."},
+    "Envelope": {"name": "X-Multiagent-Envelope", "in": "header", "required": False, "schema": {"type": "string"},
+                 "description": "Team-to-team calls only: the signed budget envelope. A forged, expired or widened "
+                                "envelope is refused with 403."},
+}
+
+
+def _schema_name(cls: type[ProblemError]) -> str:
+    return pascal(cls.slug) + "Problem"
+
+
+def _response_name(cls: type[ProblemError]) -> str:
+    return pascal(cls.slug)
+
+
+def _problem_components() -> tuple[dict[str, Any], dict[str, Any]]:
     schemas: dict[str, Any] = {
         "Problem": {
             "type": "object",
+            "description": "An RFC 9457 problem. `type` is a relative reference to a short explanation page.",
             "required": ["type", "title", "status", "detail"],
             "properties": {
-                "type": {"type": "string", "enum": [f"/problems/{p.slug}" for p in PROBLEM_TYPES]},
-                "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"},
-                "request_id": {"type": "string"}, "limit_bytes": {"type": "integer"},
-                "errors": {"type": "array", "items": {"type": "object", "properties": {
-                    "loc": {"type": "array", "items": {"type": ["string", "integer"]}}, "msg": {"type": "string"}}}},
-                "limit_usd": {"type": "number"}, "spent_usd": {"type": "number"}, "window": {"type": "string"},
-                "reset_at": {"type": "string", "format": "date-time"}, "retry_after_s": {"type": "integer"},
-                "limit": {"type": "string"},
+                "type": {"type": "string", "enum": [f"/problems/{p.slug}" for p in PROBLEM_TYPES] + ["/problems/"
+                                                                                                      "internal"]},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string", "description": "What happened and what to change."},
+                "instance": {"type": "string"},
+                "request_id": {"type": "string"},
             },
         },
-        "Usage": {"type": "object", "required": ["input_tokens", "output_tokens", "cost_usd"], "properties": {
-            "input_tokens": {"type": "integer"}, "output_tokens": {"type": "integer"}, "cost_usd": {"type": "number"}}},
+        "ValidationErrorItem": {
+            "type": "object", "required": ["loc", "msg"],
+            "properties": {"loc": {"type": "array", "items": {"type": ["string", "integer"]},
+                                   "description": "Where, e.g. `[\"body\", \"amount\"]`."},
+                           "msg": {"type": "string"}},
+        },
     }
-    problem_ref = {"$ref": "#/components/schemas/Problem"}
-    problems = {
-        str(p.status): {"description": f"{p.title} (`/problems/{p.slug}`)",
-                        "content": {"application/problem+json": {"schema": problem_ref}}}
-        for p in PROBLEM_TYPES
+    responses: dict[str, Any] = {}
+    for cls in PROBLEM_TYPES:
+        extras = PROBLEM_EXTRAS.get(cls.slug, {})
+        schemas[_schema_name(cls)] = {
+            "allOf": [_ref("Problem"), {
+                "type": "object",
+                "properties": {"type": {"const": f"/problems/{cls.slug}"}, "status": {"const": cls.status},
+                               **extras},
+                **({"required": sorted(extras)} if extras else {}),
+            }],
+            "description": f"{cls.status} `{cls.slug}`: {PROBLEM_WHEN.get(cls.slug, cls.title)}",
+        }
+        headers: dict[str, Any] = {"x-request-id": _ref("XRequestId", "headers")}
+        if cls.status in (429, 503):
+            headers["retry-after"] = {**_ref("RetryAfter", "headers")}
+            headers["x-should-retry"] = _ref("XShouldRetry", "headers")
+        if cls.status == 402:
+            headers["x-should-retry"] = _ref("XShouldRetry", "headers")
+        example: dict[str, Any] = {"type": f"/problems/{cls.slug}", "title": cls.title, "status": cls.status,
+                                   "detail": PROBLEM_WHEN.get(cls.slug, cls.title), "request_id": "req_0123"}
+        responses[_response_name(cls)] = {
+            "description": f"{cls.title} (`/problems/{cls.slug}`): {PROBLEM_WHEN.get(cls.slug, '')}".rstrip(": "),
+            "headers": headers,
+            "content": {PROBLEM_JSON: {"schema": _ref(_schema_name(cls)), "example": example}},
+        }
+    responses["Internal"] = {
+        "description": "An unexpected error (`/problems/internal`); never a stack trace.",
+        "headers": {"x-request-id": _ref("XRequestId", "headers")},
+        "content": {PROBLEM_JSON: {"schema": _ref("Problem")}},
     }
-    op_headers = {
-        "x-request-id": {"schema": {"type": "string"}, "description": "Request id, quote it when reporting."},
-        "x-budget-remaining-usd": {"schema": {"type": "string"}, "description": "Smaller of day and month remainder."},
-        "x-ratelimit-remaining-requests": {"schema": {"type": "string"}},
-        "x-ratelimit-remaining-tokens": {"schema": {"type": "string"}},
+    return schemas, responses
+
+
+def _problems(*slugs: str) -> dict[str, Any]:
+    """Response entries for the given problem slugs (status -> $ref), plus ``default``."""
+    by_slug = {p.slug: p for p in PROBLEM_TYPES}
+    out: dict[str, Any] = {}
+    for slug in slugs:
+        cls = by_slug[slug]
+        out[str(cls.status)] = _ref(_response_name(cls), "responses")
+    out["default"] = _ref("Internal", "responses")
+    return out
+
+
+OPERATION_PROBLEMS = ("invalid-json", "unauthenticated", "budget-exceeded", "forbidden", "not-found", "conflict",
+                      "payload-too-large", "validation-error", "rate-limited", "model-error", "unavailable", "timeout")
+
+
+def _json(schema: dict[str, Any], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": schema}}}
+    if headers:
+        out["headers"] = headers
+    return out
+
+
+def _id_header() -> dict[str, Any]:
+    return {"x-request-id": _ref("XRequestId", "headers")}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The other shapes and paths
+# --------------------------------------------------------------------------------------------------------------------
+
+SHAPES: dict[str, Any] = {
+    "Usage": {"type": "object", "required": ["input_tokens", "output_tokens", "cost_usd"], "properties": {
+        "input_tokens": {"type": "integer"}, "output_tokens": {"type": "integer"},
+        "cost_usd": {"type": "number", "description": "What the call cost, USD (0 on the offline model)."}}},
+    "OperationInfo": {"type": "object", "required": ["name", "description", "input_schema", "output_schema"],
+                      "properties": {"name": {"type": "string"}, "description": {"type": "string"},
+                                     "input_schema": {"type": "object", "description": "JSON Schema of the input."},
+                                     "output_schema": {"type": "object", "description": "JSON Schema of the output."}}},
+    "TeamInfo": {"type": "object", "required": ["name", "description", "operations"], "properties": {
+        "name": {"type": "string"}, "description": {"type": "string"},
+        "operations": {"type": "array", "items": _ref("OperationInfo")}}},
+    "TeamList": {"type": "object", "required": ["teams"],
+                 "properties": {"teams": {"type": "array", "items": _ref("TeamInfo")}}},
+    "HealthCheck": {"type": "object", "required": ["status"], "properties": {
+        "status": {"type": "string", "enum": ["pass", "warn", "fail"]}, "message": {"type": "string"},
+        "latency_ms": {"type": "number"}}},
+    "Health": {"type": "object", "required": ["status", "checks", "version"], "properties": {
+        "status": {"type": "string", "enum": ["healthy", "degraded", "unhealthy"]},
+        "checks": {"type": "object", "additionalProperties": _ref("HealthCheck")}, "version": {"type": "string"}}},
+    "UsageRow": {"type": "object", "required": ["calls", "input_tokens", "output_tokens", "cost_usd"], "properties": {
+        "team": {"type": "string"}, "day": {"type": "string"}, "model": {"type": "string"},
+        "calls": {"type": "integer"}, "input_tokens": {"type": "integer"}, "output_tokens": {"type": "integer"},
+        "cost_usd": {"type": "number"}}},
+    "UsageReport": {"type": "object", "required": ["tenant_id", "spent_usd", "limits", "by_team"], "properties": {
+        "tenant_id": {"type": "string"},
+        "spent_usd": {"type": "object", "required": ["day", "month"],
+                      "properties": {"day": {"type": "number"}, "month": {"type": "number"}}},
+        "reserved_usd": {"type": "object", "additionalProperties": {"type": "number"}},
+        "limits": {"type": "object", "properties": {
+            "daily_usd": {"type": "number"}, "monthly_usd": {"type": "number"}, "rpm": {"type": "integer"},
+            "tpm": {"type": "integer"}, "alert_threshold": {"type": "number"},
+            "team_daily_usd": {"type": "object", "additionalProperties": {"type": "number"}}}},
+        "by_team": {"type": "array", "items": _ref("UsageRow")},
+        "by_day": {"type": "array", "items": _ref("UsageRow")},
+        "by_model": {"type": "array", "items": _ref("UsageRow")}}},
+    "AuditEvent": {"type": "object", "required": ["at", "type", "request_id"], "properties": {
+        "at": {"type": "string", "format": "date-time"}, "type": {"type": "string"},
+        "request_id": {"type": "string"}, "team": {"type": "string"}, "operation": {"type": "string"},
+        "status": {"type": "integer"}, "detail": {"type": "object"}}},
+    "AuditPage": {"type": "object", "required": ["events"], "properties": {
+        "events": {"type": "array", "items": _ref("AuditEvent")},
+        "next": {"type": "string", "description": "Pass as `before` to get the next (older) page."}}},
+    "Tenant": {"type": "object", "required": ["tenant_id", "name"], "properties": {
+        "tenant_id": {"type": "string"}, "name": {"type": "string"}, "daily_usd": {"type": "number"},
+        "monthly_usd": {"type": "number"}, "rpm": {"type": "integer"}, "tpm": {"type": "integer"},
+        "teams": {"type": ["array", "null"], "items": {"type": "string"}},
+        "team_daily_usd": {"type": "object", "additionalProperties": {"type": "number"}},
+        "alert_threshold": {"type": "number"}, "disabled": {"type": "boolean"},
+        "webhook_url": {"type": ["string", "null"]}, "on_low_budget": {"type": "string"},
+        "content_logging": {"type": "boolean"}, "created_at": {"type": "string"}}},
+    "TenantFields": {"type": "object", "properties": {
+        "name": {"type": "string"}, "daily_usd": {"type": "number", "minimum": 0},
+        "monthly_usd": {"type": "number", "minimum": 0}, "rpm": {"type": "integer", "minimum": 1},
+        "tpm": {"type": "integer", "minimum": 1}, "teams": {"type": "array", "items": {"type": "string"}},
+        "team_daily_usd": {"type": "object", "additionalProperties": {"type": "number"}},
+        "alert_threshold": {"type": "number", "exclusiveMinimum": 0, "maximum": 1}, "disabled": {"type": "boolean"},
+        "webhook_url": {"type": "string"}, "on_low_budget": {"type": "string", "enum": ["refuse", "cheaper_model"]},
+        "content_logging": {"type": "boolean"}}},
+    "TenantWithKey": {"allOf": [_ref("Tenant"), {"type": "object", "required": ["api_key"], "properties": {
+        "api_key": {"type": "string", "description": "Shown once; only its hash is stored."}}}]},
+    "RunRequest": {"type": "object", "required": ["task"], "properties": {
+        "task": {"type": "string"}, "teams": {"type": "array", "items": {"type": "string"}},
+        "max_usd": {"type": "number", "exclusiveMinimum": 0}, "deadline_s": {"type": "number", "exclusiveMinimum": 0}}},
+    "RunStep": {"type": "object", "properties": {
+        "team": {"type": "string"}, "operation": {"type": "string"}, "status": {"type": "string"},
+        "output": {}, "usage": _ref("Usage")}},
+    "Run": {"type": "object", "required": ["id", "status"], "properties": {
+        "id": {"type": "string"}, "status": {"type": "string"}, "plan": {},
+        "steps": {"type": "array", "items": _ref("RunStep")}, "answer": {"type": ["string", "null"]},
+        "usage": _ref("Usage")}},
+}
+
+_PUBLIC: dict[str, Any] = {"security": []}
+_ADMIN = {"security": [{"adminBearer": []}], "tags": ["admin"]}
+_TENANT_ID = {"name": "tenant_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_RUN_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+PATH_ITEMS: dict[str, dict[str, Any]] = {
+    "/health": {"get": {
+        "operationId": "health", "tags": ["meta"], "summary": "Health of the store, secrets and model provider.",
+        **_PUBLIC, "parameters": [{"name": "deep", "in": "query", "required": False,
+                                   "schema": {"type": "string", "enum": ["1"]},
+                                   "description": "`1` also makes a real model call."}],
+        "responses": {"200": _json(_ref("Health"), "Healthy or degraded."),
+                      "503": _json(_ref("Health"), "Unhealthy.")}}},
+    "/v1/usage": {"get": {
+        "operationId": "usage", "tags": ["account"], "summary": "The calling tenant's spend, limits and ledger.",
+        "responses": {"200": _json(_ref("UsageReport"), "Spend this day and month.", _id_header()),
+                      **_problems("unauthenticated", "forbidden", "unavailable")}}},
+    "/v1/audit": {"get": {
+        "operationId": "audit", "tags": ["account"], "summary": "The calling tenant's audit events, newest first.",
+        "parameters": [
+            {"name": "limit", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
+            {"name": "before", "in": "query", "required": False, "schema": {"type": "string"},
+             "description": "The `next` of the previous page."}],
+        "responses": {"200": _json(_ref("AuditPage"), "Audit events.", _id_header()),
+                      **_problems("unauthenticated", "forbidden", "validation-error", "unavailable")}}},
+    "/openapi.json": {"get": {"operationId": "openapi", "tags": ["meta"], "summary": "This document.", **_PUBLIC,
+                              "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1.")}}},
+    "/docs": {"get": {"operationId": "docs", "tags": ["meta"], "summary": "A browsable page of this document.",
+                      **_PUBLIC, "responses": {"200": {"description": "HTML.",
+                                                       "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+    "/problems/{slug}": {"get": {
+        "operationId": "problem_page", "tags": ["meta"], "summary": "A short explanation of a problem type.",
+        **_PUBLIC, "parameters": [{"name": "slug", "in": "path", "required": True,
+                                   "schema": {"type": "string", "enum": [p.slug for p in PROBLEM_TYPES]}}],
+        "responses": {"200": {"description": "HTML.", "content": {"text/html": {"schema": {"type": "string"}}}},
+                      **_problems("not-found")}}},
+    "/metrics": {"get": {"operationId": "metrics", "tags": ["meta"], "summary": "Prometheus text exposition.",
+                         **_PUBLIC, "responses": {"200": {"description": "Metrics.", "content": {
+                             "text/plain": {"schema": {"type": "string"}}}}}}},
+    "/dashboard": {"get": {"operationId": "dashboard", "tags": ["meta"], **_PUBLIC,
+                           "summary": "The operator page (reads a key from `#key=KEY`, never sent to the server).",
+                           "responses": {"200": {"description": "HTML.", "content": {
+                               "text/html": {"schema": {"type": "string"}}}}}}},
+    "/v1/admin/tenants": {
+        "get": {"operationId": "admin_list_tenants", **_ADMIN, "summary": "All tenants.",
+                "responses": {"200": _json({"type": "object", "required": ["tenants"], "properties": {
+                    "tenants": {"type": "array", "items": _ref("Tenant")}}}, "Tenants."),
+                    **_problems("unauthenticated", "forbidden", "not-found")}},
+        "post": {"operationId": "admin_create_tenant", **_ADMIN, "summary": "Create a tenant and its first key.",
+                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                     "allOf": [_ref("TenantFields"), {"required": ["name"]}]}}}},
+                 "responses": {"201": _json(_ref("TenantWithKey"), "Created; the key is shown once."),
+                               **_problems("invalid-json", "unauthenticated", "forbidden", "not-found",
+                                           "validation-error")}}},
+    "/v1/admin/tenants/{tenant_id}": {
+        "parameters": [_TENANT_ID],
+        "get": {"operationId": "admin_get_tenant", **_ADMIN, "summary": "One tenant.",
+                "responses": {"200": _json(_ref("Tenant"), "The tenant."),
+                              **_problems("unauthenticated", "forbidden", "not-found")}},
+        "patch": {"operationId": "admin_update_tenant", **_ADMIN, "summary": "Change limits or settings.",
+                  "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("TenantFields")}}},
+                  "responses": {"200": _json(_ref("Tenant"), "The updated tenant."),
+                                **_problems("invalid-json", "unauthenticated", "forbidden", "not-found",
+                                            "validation-error")}}},
+    "/v1/admin/tenants/{tenant_id}/keys": {
+        "parameters": [_TENANT_ID],
+        "post": {"operationId": "admin_issue_key", **_ADMIN, "summary": "Another API key for the tenant.",
+                 "responses": {"201": _json({"type": "object", "required": ["tenant_id", "api_key"], "properties": {
+                     "tenant_id": {"type": "string"}, "api_key": {"type": "string"}}}, "The key, shown once."),
+                     **_problems("unauthenticated", "forbidden", "not-found")}},
+        "delete": {"operationId": "admin_revoke_keys", **_ADMIN, "summary": "Revoke every key of the tenant.",
+                   "responses": {"200": _json({"type": "object", "required": ["revoked"], "properties": {
+                       "revoked": {"type": "integer"}}}, "How many keys were revoked."),
+                       **_problems("unauthenticated", "forbidden", "not-found")}}},
+    "/v1/runs": {"post": {
+        "operationId": "create_run", "tags": ["runs"], "summary": "An orchestrated multi-team run.",
+        "parameters": [_ref("IdempotencyKey", "parameters"), _ref("SessionId", "parameters"),
+                       {"name": "Prefer", "in": "header", "required": False,
+                        "schema": {"type": "string", "enum": ["respond-async"]},
+                        "description": "`respond-async`: answer 202 at once with `Location: /v1/runs/{id}`."}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("RunRequest")}}},
+        "responses": {"200": _json(_ref("Run"), "The finished run.", _id_header()),
+                      "202": _json(_ref("Run"), "Accepted; poll `Location`.",
+                                   {**_id_header(), "location": {"schema": {"type": "string"}}}),
+                      **_problems(*OPERATION_PROBLEMS)}}},
+    "/v1/runs/{id}": {
+        "parameters": [_RUN_ID],
+        "get": {"operationId": "get_run", "tags": ["runs"], "summary": "A run's state.",
+                "responses": {"200": _json(_ref("Run"), "The run.", _id_header()),
+                              **_problems("unauthenticated", "forbidden", "not-found", "unavailable")}},
+        "delete": {"operationId": "cancel_run", "tags": ["runs"], "summary": "Cancel a run; reservations return.",
+                   "responses": {"200": _json(_ref("Run"), "The cancelled run.", _id_header()),
+                                 **_problems("unauthenticated", "forbidden", "not-found", "unavailable")}}},
+}
+
+
+def _operation_item(team: str, op: Any, input_name: str, output_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    result = {"type": "object", "required": ["id", "team", "operation", "output", "model", "usage", "duration_ms"],
+              "properties": {
+                  "id": {"type": "string", "description": "The request id."},
+                  "team": {"type": "string", "const": team}, "operation": {"type": "string", "const": op.name},
+                  "output": _ref(output_name), "model": {"type": "string"}, "usage": _ref("Usage"),
+                  "duration_ms": {"type": "number"}}}
+    headers = {
+        "x-request-id": _ref("XRequestId", "headers"),
+        "x-budget-remaining-usd": _ref("XBudgetRemainingUsd", "headers"),
+        "x-ratelimit-remaining-requests": _ref("XRateLimitRemainingRequests", "headers"),
+        "x-ratelimit-remaining-tokens": _ref("XRateLimitRemainingTokens", "headers"),
+        "idempotent-replayed": _ref("IdempotentReplayed", "headers"),
     }
+    return {"post": {
+        "operationId": f"{team.replace('-', '_')}__{op.name}",
+        "tags": [team], "summary": op.description,
+        "x-team": team, "x-operation": op.name,
+        "parameters": [_ref("IdempotencyKey", "parameters"), _ref("SessionId", "parameters"),
+                       _ref("RequestId", "parameters"), _ref("Envelope", "parameters")],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(input_name)}}},
+        "responses": {"200": _json(_ref(f"{pascal(team)}{pascal(op.name)}Result"), "The operation's output.",
+                                   headers), **_problems(*OPERATION_PROBLEMS)},
+    }}, result
+
+
+def build_openapi(catalog: Catalog, version: str, served: Iterable[str] | None = None) -> dict[str, Any]:
+    """The whole document; ``served`` (route paths of the app) drops path items it does not serve."""
+    problem_schemas, problem_responses = _problem_components()
+    models, names = team_schemas(catalog)
+    schemas: dict[str, Any] = {**problem_schemas, **copy.deepcopy(SHAPES)}
     paths: dict[str, Any] = {}
     for team in catalog:
         for op in team.operations:
-            name = f"{_pascal(team.name)}{_pascal(op.name)}"
-            schemas[f"{name}Input"] = _hoist(op.input_schema(), schemas, name)
-            schemas[f"{name}Output"] = _hoist(op.output_schema(), schemas, name)
-            paths[f"/v1/teams/{team.name}/{op.name}"] = {"post": {
-                "operationId": f"{team.name.replace('-', '_')}__{op.name}",
-                "tags": [team.name], "summary": op.description,
-                "x-team": team.name, "x-operation": op.name,
-                "parameters": [
-                    {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}},
-                    {"name": "X-Session-Id", "in": "header", "required": False, "schema": {"type": "string"}},
-                ],
-                "requestBody": {"required": True, "content": {"application/json": {
-                    "schema": {"$ref": f"#/components/schemas/{name}Input"}}}},
-                "responses": {
-                    "200": {"description": "The operation's output.", "headers": op_headers, "content": {
-                        "application/json": {"schema": {"type": "object", "required": [
-                            "id", "team", "operation", "output", "model", "usage", "duration_ms"], "properties": {
-                            "id": {"type": "string"}, "team": {"const": team.name}, "operation": {"const": op.name},
-                            "output": {"$ref": f"#/components/schemas/{name}Output"}, "model": {"type": "string"},
-                            "usage": {"$ref": "#/components/schemas/Usage"}, "duration_ms": {"type": "number"}}}}}},
-                    **{k: v for k, v in problems.items() if k not in ("409",)},
-                },
-            }}
-    public = {"security": []}
-    paths["/health"] = {"get": {"operationId": "health", **public, "responses": {"200": {"description": "Healthy or "
-                        "degraded."}, "503": {"description": "Unhealthy."}}}}
-    paths["/v1/teams"] = {"get": {"operationId": "list_teams", **public, "responses": {"200": {"description": "Teams."}}}}
-    paths["/v1/teams/{team}"] = {"get": {"operationId": "get_team", **public, "parameters": [
-        {"name": "team", "in": "path", "required": True, "schema": {"type": "string", "enum": catalog.names}}],
-        "responses": {"200": {"description": "One team."}, "404": problems["404"]}}}
-    paths["/v1/usage"] = {"get": {"operationId": "usage", "responses": {"200": {"description": "Spend."},
-                                                                        "401": problems["401"]}}}
-    paths["/v1/audit"] = {"get": {"operationId": "audit", "responses": {"200": {"description": "Audit events."},
-                                                                        "401": problems["401"]}}}
+            input_name, output_name = names[(team.name, op.name)]
+            item, result = _operation_item(team.name, op, input_name, output_name)
+            paths[f"/v1/teams/{team.name}/{op.name}"] = item
+            schemas[f"{pascal(team.name)}{pascal(op.name)}Result"] = result
+    schemas.update(models)
+    paths["/v1/teams"] = {"get": {"operationId": "list_teams", "tags": ["teams"], **_PUBLIC,
+                                  "summary": "Every team with its operations and their JSON Schemas.",
+                                  "responses": {"200": _json(_ref("TeamList"), "Teams.")}}}
+    paths["/v1/teams/{team}"] = {"get": {
+        "operationId": "get_team", "tags": ["teams"], **_PUBLIC, "summary": "One team.",
+        "parameters": [{"name": "team", "in": "path", "required": True,
+                        "schema": {"type": "string", "enum": catalog.names}}],
+        "responses": {"200": _json(_ref("TeamInfo"), "The team."), **_problems("not-found")}}}
+    served_set = set(served) if served is not None else None
+    for path, item in PATH_ITEMS.items():
+        if served_set is None or path in served_set:
+            paths[path] = copy.deepcopy(item)
+    tags = [{"name": t.name, "description": t.description} for t in catalog]
+    tags += [{"name": "teams", "description": "The team catalog."},
+             {"name": "account", "description": "The calling tenant's usage and audit trail."},
+             {"name": "runs", "description": "Orchestrated multi-team runs."},
+             {"name": "admin", "description": "Tenant administration (`MULTIAGENT_ADMIN_KEY`)."},
+             {"name": "meta", "description": "Health, documents and metrics."}]
+    used_tags = {tag for item in paths.values() for op in item.values() if isinstance(op, dict)
+                 for tag in op.get("tags", [])}
     return {
         "openapi": "3.1.0",
-        "info": {"title": "multiagent-framework", "version": version,
-                 "description": "24 specialised AI teams behind one API, with per-tenant budgets."},
+        "info": {
+            "title": "multiagent-framework", "version": version,
+            "description": f"{len(catalog)} specialised AI teams behind one API, with per-tenant budgets. Errors are "
+                           "`application/problem+json` (RFC 9457); 429 and 503 carry `Retry-After` and "
+                           "`x-should-retry: true`, 402 carries `x-should-retry: false`.",
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        },
+        "tags": [t for t in tags if t["name"] in used_tags],
         "paths": paths,
-        "components": {"schemas": schemas, "securitySchemes": {
-            "bearer": {"type": "http", "scheme": "bearer"},
-            "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}}},
+        "components": {
+            "schemas": schemas,
+            "responses": problem_responses,
+            "headers": copy.deepcopy(HEADERS),
+            "parameters": copy.deepcopy(PARAMETERS),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer <api key>`."},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+                "adminBearer": {"type": "http", "scheme": "bearer",
+                                "description": "The deployment's `MULTIAGENT_ADMIN_KEY`."},
+            },
+        },
         "security": [{"bearer": []}, {"apiKey": []}],
     }
+
+
+def served_paths(app: Any) -> list[str]:
+    """The route paths an ASGI app (Starlette) serves, for :func:`build_openapi`."""
+    return [p for p in (getattr(r, "path", None) for r in getattr(app, "routes", [])) if isinstance(p, str)]
+
+
+def export_document(catalog: Catalog | None = None, version: str | None = None) -> dict[str, Any]:
+    """The document ``multiagent serve`` answers, built without starting anything."""
+    from shared.app import create_app
+    from shared.catalog import load_catalog
+    from shared.config import Settings
+    from shared.runtime import Runtime
+    from shared.store.sqlite import SQLiteStore
+
+    import shared.extensions  # noqa: F401 - the same route groups as `serve`
+
+    settings = Settings(model_provider="offline", store_url="sqlite:///:memory:")
+    runtime = Runtime(settings, store=SQLiteStore(":memory:"))
+    app = create_app(runtime, serve_mode=True)
+    return build_openapi(catalog or load_catalog(), version or settings.version, served=served_paths(app))
+
+
+def dumps(document: dict[str, Any]) -> str:
+    """The stable text form of the document (what ``export openapi`` writes)."""
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
 def docs_html() -> str:
     """A dependency-free docs page listing every operation from ``/openapi.json``."""
     return """<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>multiagent-framework API</title><style>body{font:15px system-ui;margin:2rem auto;max-width:60rem;padding:0 1rem}
-code{background:#f3f3f3;padding:0 .3em}details{margin:.4rem 0}pre{background:#f7f7f7;padding:.6rem;overflow:auto}</style>
+code{background:#f3f3f3;padding:0 .3em}details{margin:.4rem 0}pre{background:#f7f7f7;padding:.6rem;overflow:auto}
+h2{margin-top:2rem;border-bottom:1px solid #ddd}</style>
 </head><body><h1>multiagent-framework API</h1><p>Machine-readable: <a href="/openapi.json">/openapi.json</a>.
-Authenticate with <code>Authorization: Bearer KEY</code>.</p><div id="ops">Loading…</div><script>
+Authenticate with <code>Authorization: Bearer KEY</code> or <code>x-api-key: KEY</code>. Errors are
+<code>application/problem+json</code>.</p><div id="ops">Loading…</div><script>
 fetch('/openapi.json').then(r=>r.json()).then(doc=>{const el=document.getElementById('ops');el.textContent='';
+const schemas=doc.components.schemas;const groups={};
 for(const [path,item] of Object.entries(doc.paths)){for(const [method,op] of Object.entries(item)){
-const d=document.createElement('details');const s=document.createElement('summary');
-s.innerHTML='<code>'+method.toUpperCase()+' '+path+'</code> ';s.append(op.summary||'');d.append(s);
+if(typeof op!=='object'||!op.responses)continue;const tag=(op.tags||['other'])[0];(groups[tag]=groups[tag]||[]).push([path,method,op]);}}
+for(const [tag,ops] of Object.entries(groups)){const h=document.createElement('h2');h.textContent=tag;el.append(h);
+for(const [path,method,op] of ops){const d=document.createElement('details');const s=document.createElement('summary');
+const c=document.createElement('code');c.textContent=method.toUpperCase()+' '+path;s.append(c,' ',op.summary||'');d.append(s);
 const ref=op.requestBody&&op.requestBody.content['application/json'].schema.$ref;
-if(ref){const pre=document.createElement('pre');pre.textContent=JSON.stringify(doc.components.schemas[ref.split('/').pop()],null,2);d.append(pre);}
+if(ref){const pre=document.createElement('pre');pre.textContent='input: '+JSON.stringify(schemas[ref.split('/').pop()],null,2);d.append(pre);}
+const ok=op.responses['200']&&op.responses['200'].content&&op.responses['200'].content['application/json'];
+const oref=ok&&ok.schema.$ref&&schemas[ok.schema.$ref.split('/').pop()];
+if(oref&&oref.properties&&oref.properties.output){const pre=document.createElement('pre');
+pre.textContent='output: '+JSON.stringify(schemas[oref.properties.output.$ref.split('/').pop()],null,2);d.append(pre);}
+const codes=document.createElement('p');codes.textContent='responses: '+Object.keys(op.responses).join(', ');d.append(codes);
 el.append(d);}}});</script></body></html>"""

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.errors import ProblemError, Unavailable
+from shared.errors import ProblemError, ToolFailure, Unavailable
 from shared.store.base import Tenant
-from shared.tools.base import TeamCaller, ToolFailure
 
 if TYPE_CHECKING:
     from shared.runtime import Runtime
+    from shared.tools.base import TeamCaller
 
 CHAIN_HEADER = "x-multiagent-chain"
 _FORWARDED_HEADERS = ("authorization", "x-api-key", "content-type", "idempotency-key", "x-session-id",
@@ -65,6 +65,10 @@ class TeamRouter:
         headers.update(await self.identity_headers(team))
         url = self.urls[team].rstrip("/") + request.url.path
         body = await request.body()
+        if not url.startswith("http"):  # lambda://FUNCTION: a platform transport (shared/hops)
+            status, resp_headers, content = await self._transport(team)("POST", url, headers, body)
+            out = {k: v for k, v in resp_headers.items() if k.lower() not in _HOP_HEADERS}
+            return Response(content, status_code=status, headers=out)
         session = await self._client()
         try:
             async with session.post(url, data=body, headers=headers) as resp:
@@ -126,16 +130,28 @@ class TeamRouter:
             raise ToolFailure(f"unknown team {team!r}")
         headers = {**credentials, "content-type": "application/json", CHAIN_HEADER: ",".join(chain),
                    "x-request-id": f"{request_id}.{uuid.uuid4().hex[:6]}", **(await self.identity_headers(team))}
-        session = await self._client()
+        url = f"{base.rstrip('/')}/v1/teams/{team}/{operation}"
         try:
-            async with session.post(f"{base.rstrip('/')}/v1/teams/{team}/{operation}", data=json.dumps(payload),
-                                    headers=headers) as resp:
-                body = await resp.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError) as exc:
+            if not base.startswith("http"):  # lambda://FUNCTION: a platform transport (shared/hops)
+                status, _, raw = await self._transport(team)("POST", url, headers, json.dumps(payload).encode())
+                body = json.loads(raw)
+            else:
+                session = await self._client()
+                async with session.post(url, data=json.dumps(payload), headers=headers) as resp:
+                    status, body = resp.status, await resp.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError, Unavailable) as exc:
             raise ToolFailure(f"team {team!r} could not be reached: {exc}") from None
-        if resp.status != 200:
-            raise ToolFailure(f"{team} refused ({resp.status}): {body.get('detail', body)}")
+        if status != 200:
+            raise ToolFailure(f"{team} refused ({status}): {body.get('detail', body)}")
         return dict(body["output"])
+
+    def _transport(self, team: str) -> Any:
+        """The registered transport for a non-HTTP team URL (``runtime.extensions["team_transport"]``)."""
+        transport = self.runtime.extensions.get("team_transport")
+        if transport is None:
+            raise Unavailable(f"team {team!r} is at {self.urls[team]!r} but no transport for it is registered",
+                              retry_after_s=2)
+        return transport
 
     async def close(self) -> None:
         """Close the keep-alive session."""

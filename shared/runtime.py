@@ -11,16 +11,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.auth import Authenticator
-from shared.catalog import Catalog, load_catalog
 from shared.config import Settings
 from shared.errors import ConfigurationError, Unavailable
 from shared.models import ModelProvider, open_provider
 from shared.pricing import price_for
 from shared.secrets import ANTHROPIC_API_KEY, CachedSecrets, SecretUnavailable, open_secrets
 from shared.store import Store, open_store
+
+if TYPE_CHECKING:
+    from shared.catalog import Catalog
 
 log = logging.getLogger("multiagent.runtime")
 
@@ -30,8 +32,6 @@ class Runtime:
 
     def __init__(self, settings: Settings | None = None, store: Store | None = None) -> None:
         self.settings = settings or Settings.from_env()
-        self.catalog: Catalog = load_catalog(self.settings.team)
-        self._check_prices()
         self.store = store or open_store(self.settings.store_url)
         self.auth = Authenticator(self.store)
         self.secrets: CachedSecrets = open_secrets(self.settings.secrets_backend)
@@ -40,6 +40,20 @@ class Runtime:
         self._provider_lock = threading.Lock()
         self._provider_thread: threading.Thread | None = None
         self.extensions: dict[str, Any] = {}
+
+    @property
+    def catalog(self) -> Catalog:
+        """The teams this function serves, loaded on first use (pydantic is not needed to
+        answer ``/health``, so a cold start does not pay for it)."""
+        from shared.catalog import load_catalog
+
+        return load_catalog(self.settings.team)
+
+    def check(self) -> None:
+        """Validate everything that can be checked without a network call: the catalog
+        loads and every model it can use has a price. ``multiagent serve`` calls it before
+        listening; a function runs it in the warm-up, and ``/health`` reports its failure."""
+        self._check_prices()
 
     def _check_prices(self) -> None:
         if self.settings.model_provider == "offline":
@@ -58,6 +72,7 @@ class Runtime:
             if self._provider is not None or self._provider_error is not None:
                 return
             try:
+                self.check()
                 name = self.settings.model_provider
                 key = None
                 if name == "anthropic":

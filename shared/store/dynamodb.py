@@ -33,8 +33,9 @@ small items, and unlike a GSI it never misses a reservation written a moment ago
 Round trips per call (``round_trips`` counts every API call this store makes):
 reserve 1 (a GCRA case guessed wrong costs one more), settle 1 (+1 BatchWrite when the
 audit events do not fit the 100-item transaction, +1 read when this instance has never
-seen one of the windows), release 2, reclaim_expired 1 + 1 per expired reservation,
-everything else 1 (plus pagination).
+seen one of the windows; with ``window_state_max_age_s`` set, +1 read when a view is
+older), release 2, reclaim_expired 1 + 1 per expired reservation, update_tenant 2 (read,
+versioned write), revoke_api_keys 1 + 1 per key, everything else 1 (plus pagination).
 """
 
 from __future__ import annotations
@@ -326,6 +327,8 @@ class DynamoDBStore:
         with self._hint_lock:
             hint = self._window_hints.get((tenant_id, key))
             if hint is None:
+                if limit is None:  # no base to apply the change to: the window is read when needed
+                    return
                 if len(self._window_hints) >= _HINT_CAPACITY:
                     self._window_hints.clear()
                 hint = self._window_hints[(tenant_id, key)] = [0, 0, 0, -math.inf]

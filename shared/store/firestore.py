@@ -86,7 +86,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from shared.store.base import (
@@ -140,9 +140,9 @@ def _doc_id(value: str) -> str:
 def _ts(epoch: float) -> datetime:
     """An epoch second as a UTC datetime (stored as a Firestore Timestamp)."""
     try:
-        return datetime.fromtimestamp(epoch, tz=timezone.utc)
+        return datetime.fromtimestamp(epoch, tz=UTC)
     except (OverflowError, OSError, ValueError):
-        return datetime(9999, 12, 31, tzinfo=timezone.utc)
+        return datetime(9999, 12, 31, tzinfo=UTC)
 
 
 def _split(total: int, n: int) -> list[int]:
@@ -436,7 +436,11 @@ class FirestoreStore:
         res_ref = self._sub(tenant_id, "reservations", reservation.id)
         window_refs = {w.key: self._window_refs(tenant_id, w.key) for w in windows}
         rate_refs = {r.key: self._rate_refs(tenant_id, r.key) for r in rates}
-        refs = [res_ref] + [ref for rs in window_refs.values() for ref in rs] + [ref for rs in rate_refs.values() for ref in rs]
+        refs = (
+            [res_ref]
+            + [ref for rs in window_refs.values() for ref in rs]
+            + [ref for rs in rate_refs.values() for ref in rs]
+        )
         deadline = time.monotonic() + CONTENTION_DEADLINE_S
         attempt = 0
         while True:
@@ -447,18 +451,14 @@ class FirestoreStore:
                 # an earlier attempt committed but its answer was lost: it is reserved
                 return ReserveOutcome(
                     windows=[_window_state(w.key, shards[w.key], w.limit_micros) for w in windows],
-                    rate_remaining={
-                        r.key: self._rate_total(buckets[r.key], now, r) for r in rates
-                    },
+                    rate_remaining={r.key: self._rate_total(buckets[r.key], now, r) for r in rates},
                 )
             states: list[WindowState] = []
             for w in windows:
                 state = _window_state(w.key, shards[w.key], w.limit_micros)
                 if amount > 0 and state.spent_micros + state.reserved_micros + amount > w.limit_micros:
                     return ReserveOutcome(
-                        refusal=Refusal(
-                            "window", w.key, w.limit_micros, state.spent_micros, state.remaining_micros
-                        ),
+                        refusal=Refusal("window", w.key, w.limit_micros, state.spent_micros, state.remaining_micros),
                         windows=[state],
                     )
                 states.append(state)
@@ -471,7 +471,7 @@ class FirestoreStore:
             batch = self._client().batch()
             holds: list[dict[str, Any]] = []
             refused: WindowState | None = None
-            for w, state in zip(windows, states):
+            for w, state in zip(windows, states, strict=True):
                 plan = self._plan_window(w, shards[w.key], amount)
                 if plan is None:  # the shards disagree with the total (should not happen): refuse
                     refused = state
@@ -582,7 +582,9 @@ class FirestoreStore:
             writes[i] = (s.spent, s.reserved + held.get(i, 0), shift[i])
         return writes, taken
 
-    def _plan_rate(self, r: RateLimit, buckets: list[_RateShard], now: float) -> tuple[bool, dict[int, float], float, int]:
+    def _plan_rate(
+        self, r: RateLimit, buckets: list[_RateShard], now: float
+    ) -> tuple[bool, dict[int, float], float, int]:
         """(allowed, new tat per bucket, retry after, units remaining) for one sharded rate."""
         per_minute = max(1, r.limit_per_minute)
         parts = _split(per_minute, self.shards)
@@ -827,7 +829,9 @@ class FirestoreStore:
         """Newest first, optionally filtered by a case-insensitive substring."""
         from google.cloud.firestore import Query
 
-        snaps = self._query(self._tenant(tenant_id).collection("notes").order_by("created_at", direction=Query.DESCENDING))
+        snaps = self._query(
+            self._tenant(tenant_id).collection("notes").order_by("created_at", direction=Query.DESCENDING)
+        )
         notes = [Note(**_pick(s.to_dict(), Note)) for s in snaps]
         if query:
             q = query.lower()

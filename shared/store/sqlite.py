@@ -27,6 +27,8 @@ from shared.store.base import (
     Refusal,
     Reservation,
     ReserveOutcome,
+    RunRecord,
+    SessionRecord,
     StoreUnavailable,
     Tenant,
     Ticket,
@@ -62,6 +64,10 @@ CREATE TABLE IF NOT EXISTS tickets (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL
 CREATE INDEX IF NOT EXISTS tickets_tenant ON tickets (tenant_id, created_at);
 CREATE TABLE IF NOT EXISTS idempotency (tenant_id TEXT NOT NULL, key TEXT NOT NULL, body_hash TEXT NOT NULL,
     expires_at REAL NOT NULL, response TEXT, PRIMARY KEY (tenant_id, key));
+CREATE TABLE IF NOT EXISTS runs (tenant_id TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
+    data TEXT NOT NULL, PRIMARY KEY (tenant_id, id));
+CREATE TABLE IF NOT EXISTS sessions (tenant_id TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
+    data TEXT NOT NULL, PRIMARY KEY (tenant_id, id));
 """
 
 GCRA_PERIOD_S = 60.0
@@ -467,3 +473,66 @@ class SQLiteStore:
         with self._tx() as c:
             c.execute("DELETE FROM idempotency WHERE tenant_id = ? AND key = ?", (tenant_id, key))
 
+    # orchestrated runs ----------------------------------------------------------------------
+    def put_run(self, run: RunRecord) -> None:
+        """Insert a new run at version 1."""
+        run.version = 1
+        with self._tx() as c:
+            try:
+                c.execute("INSERT INTO runs (tenant_id, id, version, data) VALUES (?, ?, 1, ?)",
+                          (run.tenant_id, run.id, json.dumps(run.__dict__)))
+            except sqlite3.IntegrityError:
+                raise KeyError(run.id) from None
+
+    def get_run(self, tenant_id: str, run_id: str) -> RunRecord | None:
+        """The tenant's run, or None."""
+        rows = self._read("SELECT data FROM runs WHERE tenant_id = ? AND id = ?", (tenant_id, run_id))
+        return RunRecord(**json.loads(rows[0][0])) if rows else None
+
+    def update_run(self, run: RunRecord, expected_version: int) -> bool:
+        """Compare-and-swap on the version column."""
+        data = {**run.__dict__, "version": expected_version + 1, "updated_at": now_iso()}
+        with self._tx() as c:
+            changed = c.execute(
+                "UPDATE runs SET version = ?, data = ? WHERE tenant_id = ? AND id = ? AND version = ?",
+                (expected_version + 1, json.dumps(data), run.tenant_id, run.id, expected_version),
+            ).rowcount
+        if changed:
+            run.version, run.updated_at = expected_version + 1, data["updated_at"]
+        return bool(changed)
+
+    def release_run_reservations(self, tenant_id: str, run_id: str) -> int:
+        """Release the reservations holding ``run:<run_id>``."""
+        key = f"run:{run_id}"
+        with self._tx() as c:
+            rows = c.execute("SELECT id, windows FROM reservations WHERE tenant_id = ?", (tenant_id,)).fetchall()
+            return sum(self._release(c, tenant_id, rid) for rid, windows in rows if key in json.loads(windows))
+
+    # sessions ---------------------------------------------------------------------------------
+    def get_session(self, tenant_id: str, session_id: str) -> SessionRecord | None:
+        """The tenant's session, or None."""
+        rows = self._read("SELECT data FROM sessions WHERE tenant_id = ? AND id = ?", (tenant_id, session_id))
+        return SessionRecord(**json.loads(rows[0][0])) if rows else None
+
+    def put_session(self, session: SessionRecord, expected_version: int) -> bool:
+        """Insert (expected 0) or compare-and-swap on the version column."""
+        data = {**session.__dict__, "version": expected_version + 1, "updated_at": now_iso()}
+        with self._tx() as c:
+            if expected_version == 0:
+                changed = c.execute(
+                    "INSERT OR IGNORE INTO sessions (tenant_id, id, version, data) VALUES (?, ?, 1, ?)",
+                    (session.tenant_id, session.id, json.dumps(data)),
+                ).rowcount
+            else:
+                changed = c.execute(
+                    "UPDATE sessions SET version = ?, data = ? WHERE tenant_id = ? AND id = ? AND version = ?",
+                    (expected_version + 1, json.dumps(data), session.tenant_id, session.id, expected_version),
+                ).rowcount
+        if changed:
+            session.version, session.updated_at = expected_version + 1, data["updated_at"]
+        return bool(changed)
+
+    def delete_session(self, tenant_id: str, session_id: str) -> None:
+        """Forget the session."""
+        with self._tx() as c:
+            c.execute("DELETE FROM sessions WHERE tenant_id = ? AND id = ?", (tenant_id, session_id))

@@ -9,16 +9,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from shared.errors import ToolFailure
 from shared.store.base import Store
+
+__all__ = ["Permission", "TeamCaller", "Tool", "ToolContext", "ToolFailure"]
 
 Permission = Literal["none", "clock", "store:notes", "store:tickets", "teams:consult"]
 
 # (team, operation, input, chain) -> output dict; supplied by the app, so tools never import it.
 TeamCaller = Callable[[str, str, dict[str, Any], tuple[str, ...]], Awaitable[dict[str, Any]]]
-
-
-class ToolFailure(Exception):
-    """A tool refused or failed; the message goes back to the model as an is_error result."""
 
 
 @dataclass

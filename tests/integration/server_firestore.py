@@ -36,8 +36,13 @@ class EmulatorNotInstalled(RuntimeError):
 
 
 def _sdk_roots() -> list[Path]:
-    roots = [os.environ.get("CLOUDSDK_ROOT_DIR", ""), "/usr/lib/google-cloud-sdk", "/usr/share/google-cloud-sdk",
-             "/opt/google-cloud-sdk", str(Path.home() / "google-cloud-sdk")]
+    roots = [
+        os.environ.get("CLOUDSDK_ROOT_DIR", ""),
+        "/usr/lib/google-cloud-sdk",
+        "/usr/share/google-cloud-sdk",
+        "/opt/google-cloud-sdk",
+        str(Path.home() / "google-cloud-sdk"),
+    ]
     gcloud = shutil.which("gcloud")
     if gcloud:
         real = Path(gcloud).resolve()  # .../google-cloud-sdk/bin/gcloud

@@ -97,6 +97,17 @@ def test_window_refusal_needs_no_extra_read_and_reports_stored_state(store, url)
     assert out.windows[0].reserved_micros == 700
 
 
+def test_settle_on_an_instance_that_never_saw_the_window_reads_it_once(store, url):
+    t = _tenant(store)
+    res = _res(t.id, 300, ["day:d"])
+    assert store.reserve(res, [WindowLimit("day:d", 1000, FAR)], [], time.time()).ok
+    other = open_store(url)
+    before = other.round_trips
+    states = other.settle(res, 100, _ledger(res, 100), [])
+    assert other.round_trips - before == 2  # the transaction, then a read: no local view to estimate from
+    assert (states[0].limit_micros, states[0].spent_micros, states[0].reserved_micros) == (1000, 100, 0)
+
+
 def test_wrong_gcra_guess_costs_one_retry_and_stays_exact(store, url):
     t = _tenant(store)
     rpm = RateLimit("rpm", 3, 1)
@@ -193,7 +204,8 @@ def test_unreachable_server_is_unavailable_within_seconds(monkeypatch, outage):
         started = time.monotonic()
         with pytest.raises(StoreUnavailable):
             store.reserve(_res(t.id, 100, ["day:d"]), [WindowLimit("day:d", 1000, FAR)], [], time.time())
-        assert time.monotonic() - started < 5
+        # stopped: refused at once; hung: 2 attempts x 2 s read timeout
+        assert time.monotonic() - started < (5 if outage == "stopped" else 6)
     finally:
         if private.proc is not None and outage == "hung":
             os.kill(private.proc.pid, signal.SIGCONT)
@@ -203,3 +215,15 @@ def test_unreachable_server_is_unavailable_within_seconds(monkeypatch, outage):
 def test_importing_the_store_package_does_not_load_boto3():
     code = "import sys, shared.store; assert 'boto3' not in sys.modules and 'botocore' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=server_dynamodb._REPO_ROOT)
+
+
+def test_window_state_max_age_rereads_stale_views(url):
+    exact = DynamoDBStore(url.split("//")[1].split("?")[0], region="us-east-1", window_state_max_age_s=0.0)
+    exact.init()
+    t = _tenant(exact)
+    win = [WindowLimit("day:d", 1000, FAR)]
+    other = open_store(url)
+    assert other.reserve(_res(t.id, 200, ["day:d"]), win, [], time.time()).ok  # unseen by ``exact``
+    before = exact.round_trips
+    out = exact.reserve(_res(t.id, 300, ["day:d"]), win, [], time.time())
+    assert exact.round_trips - before == 2 and out.windows[0].reserved_micros == 500

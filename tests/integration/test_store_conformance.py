@@ -20,6 +20,8 @@ from shared.store.base import (
     Note,
     RateLimit,
     Reservation,
+    RunRecord,
+    SessionRecord,
     Tenant,
     Ticket,
     WindowLimit,
@@ -214,3 +216,88 @@ def test_idempotency_claim_complete_release(store):
 
 def test_ping(store):
     store.ping()
+
+
+def test_runs_round_trip_and_optimistic_version(store):
+    # given a stored run
+    t, other = tenant(store), tenant(store, name="other")
+    run = RunRecord(id=new_id("run"), tenant_id=t.id, status="queued", data={"task": "plan Q3", "steps": []},
+                    expires_at=FAR)
+    store.put_run(run)
+    assert run.version == 1
+    with pytest.raises(KeyError):
+        store.put_run(RunRecord(id=run.id, tenant_id=t.id))
+    # when it is read back by its tenant, and by another tenant
+    got = store.get_run(t.id, run.id)
+    assert got is not None and got.data == {"task": "plan Q3", "steps": []} and got.version == 1
+    assert store.get_run(other.id, run.id) is None
+    # then an update with the current version wins once, a stale one loses
+    got.status, got.owner, got.lease_until = "running", "inst-a", 123.5
+    got.data["steps"].append({"id": "s1", "status": "running"})
+    assert store.update_run(got, 1) is True and got.version == 2
+    stale = RunRecord(**{**run.__dict__, "status": "cancelled"})
+    assert store.update_run(stale, 1) is False
+    now = store.get_run(t.id, run.id)
+    assert (now.status, now.owner, now.lease_until, now.version) == ("running", "inst-a", 123.5, 2)
+    assert now.data["steps"] == [{"id": "s1", "status": "running"}]
+    assert store.update_run(RunRecord(id="run_missing", tenant_id=t.id), 0) is False
+
+
+def test_run_reservations_are_released_by_run(store):
+    # given two reservations of a run and one of another call
+    t = tenant(store)
+    wins = [WindowLimit("day:d", 10_000, FAR), WindowLimit("run:r1", 5_000, FAR)]
+    a = reservation(t.id, 100, ["day:d", "run:r1"])
+    b = reservation(t.id, 200, ["day:d", "run:r1", "run:r1/hop"])
+    c = reservation(t.id, 400, ["day:d"])
+    for res, w in ((a, wins), (b, wins + [WindowLimit("run:r1/hop", 1_000, FAR)]), (c, wins[:1])):
+        assert store.reserve(res, w, [], time.time()).ok
+    # when the run's reservations are released
+    assert store.release_run_reservations(t.id, "r1") == 2
+    # then only the other call's money is still held
+    day, run, hop = store.get_windows(t.id, ["day:d", "run:r1", "run:r1/hop"])
+    assert (day.reserved_micros, run.reserved_micros, hop.reserved_micros) == (400, 0, 0)
+    assert store.release_run_reservations(t.id, "r1") == 0
+
+
+def test_sessions_are_per_tenant_with_optimistic_version(store):
+    t, other = tenant(store), tenant(store, name="other")
+    sid = "sess-shared-name"
+    first = SessionRecord(id=sid, tenant_id=t.id, messages=[{"role": "user", "content": "hi"}], expires_at=FAR)
+    assert store.put_session(first, 0) is True and first.version == 1
+    # a second creation loses, a stale update loses, a current one wins
+    assert store.put_session(SessionRecord(id=sid, tenant_id=t.id, expires_at=FAR), 0) is False
+    got = store.get_session(t.id, sid)
+    got.messages.append({"role": "assistant", "content": "hello"})
+    assert store.put_session(got, 1) is True and got.version == 2
+    assert store.put_session(SessionRecord(id=sid, tenant_id=t.id, messages=[], expires_at=FAR), 1) is False
+    assert [m["content"] for m in store.get_session(t.id, sid).messages] == ["hi", "hello"]
+    # another tenant using the same id sees nothing and writes its own session
+    assert store.get_session(other.id, sid) is None
+    assert store.put_session(SessionRecord(id=sid, tenant_id=other.id, messages=[], expires_at=FAR), 0) is True
+    assert len(store.get_session(t.id, sid).messages) == 2
+    store.delete_session(t.id, sid)
+    assert store.get_session(t.id, sid) is None and store.get_session(other.id, sid) is not None
+
+
+def test_concurrent_session_writers_never_lose_a_message(store):
+    # given a session and 8 writers that rebase on conflict
+    t = tenant(store)
+    sid = "sess-race"
+
+    def append(n: int) -> None:
+        while True:
+            cur = store.get_session(t.id, sid)
+            version = cur.version if cur else 0
+            msgs = (cur.messages if cur else []) + [{"role": "user", "content": f"m{n}"}]
+            if store.put_session(SessionRecord(id=sid, tenant_id=t.id, messages=msgs, expires_at=FAR), version):
+                return
+
+    threads = [threading.Thread(target=append, args=(n,)) for n in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    final = store.get_session(t.id, sid)
+    assert sorted(m["content"] for m in final.messages) == sorted(f"m{n}" for n in range(8))
+    assert final.version == 8

@@ -1,4 +1,4 @@
-"""Fixtures that start real servers on loopback: store backends, the fake model."""
+"""Fixtures shared by every test folder: a fresh store per backend (real servers on loopback)."""
 
 from __future__ import annotations
 

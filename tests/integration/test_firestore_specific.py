@@ -1,0 +1,318 @@
+"""What only the Firestore backend has: sharded windows and rates, compare-and-set commits,
+its document layout, and failing fast when the emulator is down or hung."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from shared.store import open_store
+from shared.store.base import (
+    IdempotencyRecord,
+    LedgerEntry,
+    RateLimit,
+    Reservation,
+    StoreUnavailable,
+    Tenant,
+    WindowLimit,
+    new_id,
+)
+from shared.store.firestore import FirestoreStore
+from tests.integration import server_firestore, servers
+
+pytestmark = pytest.mark.integration
+
+FAR = time.time() + 86_400
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[FirestoreStore]:
+    s = open_store(servers.fresh_store_url("firestore", tmp_path))
+    assert isinstance(s, FirestoreStore)
+    s.init()
+    yield s
+    s.close()
+
+
+def tenant(store: FirestoreStore) -> Tenant:
+    t = Tenant(id=new_id("ten"), name="acme", daily_limit_micros=1_000_000, monthly_limit_micros=10_000_000,
+               rpm=60, tpm=100_000)
+    store.create_tenant(t)
+    return t
+
+
+def res(tenant_id: str, amount: int, windows: list[str], expires_at: float = FAR) -> Reservation:
+    return Reservation(id=new_id("res"), tenant_id=tenant_id, amount_micros=amount, windows=windows,
+                       expires_at=expires_at)
+
+
+def entry(r: Reservation, cost: int) -> LedgerEntry:
+    return LedgerEntry(id=new_id("led"), tenant_id=r.tenant_id, request_id="req", team="", operation="ask",
+                       model="m", input_tokens=1, output_tokens=1, cost_micros=cost)
+
+
+def race(n: int, fn) -> list:  # type: ignore[no-untyped-def,type-arg]
+    out: list = []  # type: ignore[type-arg]
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            value = fn()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+            return
+        with lock:
+            out.append(value)
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors, errors
+    return out
+
+
+# sharded budgets -----------------------------------------------------------------------------
+def test_a_window_is_summed_over_shards(store):
+    t = tenant(store)
+    win = [WindowLimit("day:d", 1000, FAR)]
+    # eight shards of 125: eight reservations of 100 leave 25 in every shard
+    for _ in range(8):
+        assert store.reserve(res(t.id, 100, ["day:d"]), win, [], time.time()).ok
+    # 200 fits in no single shard but in the window: it is spread, not refused
+    spread = res(t.id, 200, ["day:d"])
+    out = store.reserve(spread, win, [], time.time())
+    assert out.ok and out.windows[0].reserved_micros == 1000
+    assert not store.reserve(res(t.id, 1, ["day:d"]), win, [], time.time()).ok
+    store.release(t.id, spread.id)
+    assert store.get_windows(t.id, ["day:d"])[0].reserved_micros == 800
+    docs = list(store._tenant(t.id).collection("windows").stream())
+    assert sorted(d.id for d in docs) == [f"day:d__s{i}" for i in range(8)]
+    assert all(isinstance(d.to_dict()["ttl"], datetime) for d in docs)
+
+
+def test_concurrent_reservations_spanning_shards_never_overspend(store):
+    # 300 never fits one shard of 125: every reservation takes three or four shards
+    t = tenant(store)
+    wins = [WindowLimit("day:d", 1000, FAR), WindowLimit("month:m", 10_000, FAR)]
+    oks = race(20, lambda: store.reserve(res(t.id, 300, ["day:d", "month:m"]), wins, [], time.time()).ok)
+    assert oks.count(True) == 3
+    day, month = store.get_windows(t.id, ["day:d", "month:m"])
+    assert (day.reserved_micros, month.reserved_micros) == (900, 900)
+
+
+def test_concurrent_reservations_across_three_windows_are_all_or_nothing(store):
+    t = tenant(store)
+    wins = [WindowLimit("day:d", 1000, FAR), WindowLimit("month:m", 700, FAR), WindowLimit("team:x", 5000, FAR)]
+    keys = [w.key for w in wins]
+    oks = race(30, lambda: store.reserve(res(t.id, 100, keys), wins, [], time.time()).ok)
+    assert oks.count(True) == 7
+    assert [w.reserved_micros for w in store.get_windows(t.id, keys)] == [700, 700, 700]
+
+
+def test_settle_over_the_held_amount_is_paid_back_before_new_reservations(store):
+    t = tenant(store)
+    win = [WindowLimit("day:d", 1000, FAR)]
+    r = res(t.id, 100, ["day:d"])
+    assert store.reserve(r, win, [], time.time()).ok
+    # the call cost 600, far more than the 125 its shard owns: the shard is in debt
+    assert (store.settle(r, 600, entry(r, 600), [])[0].spent_micros) == 600
+    refused = store.reserve(res(t.id, 401, ["day:d"]), win, [], time.time())
+    assert not refused.ok and refused.refusal.remaining_micros == 400
+    assert store.reserve(res(t.id, 400, ["day:d"]), win, [], time.time()).ok
+    assert not store.reserve(res(t.id, 1, ["day:d"]), win, [], time.time()).ok
+    state = store.get_windows(t.id, ["day:d"])[0]
+    assert (state.spent_micros, state.reserved_micros) == (600, 400)
+    shifts = [d.to_dict().get("shift", 0) for d in store._tenant(t.id).collection("windows").stream()]
+    assert sum(shifts) == 0
+
+
+def test_a_lowered_limit_is_honoured(store):
+    t = tenant(store)
+    assert store.reserve(res(t.id, 500, ["day:d"]), [WindowLimit("day:d", 1000, FAR)], [], time.time()).ok
+    lower = [WindowLimit("day:d", 600, FAR)]
+    assert not store.reserve(res(t.id, 101, ["day:d"]), lower, [], time.time()).ok
+    assert store.reserve(res(t.id, 100, ["day:d"]), lower, [], time.time()).ok
+    assert not store.reserve(res(t.id, 1, ["day:d"]), lower, [], time.time()).ok
+    assert store.get_windows(t.id, ["day:d"])[0].limit_micros == 600
+
+
+def test_churn_keeps_the_books_exact(store):
+    # reserve, then settle (sometimes over the held amount) or release, from 16 threads
+    t = tenant(store)
+    limit = 20_000
+    win = [WindowLimit("day:d", limit, FAR)]
+    overage = [0]
+    lock = threading.Lock()
+    stop = time.monotonic() + 4
+    samples: list[int] = []
+
+    def worker() -> None:
+        rng = random.Random()
+        while time.monotonic() < stop:
+            r = res(t.id, rng.randint(100, 3000), ["day:d"])
+            if not store.reserve(r, win, [], time.time()).ok:
+                continue
+            if rng.random() < 0.2:
+                store.release(t.id, r.id)
+                continue
+            cost = rng.randint(0, r.amount_micros * 3 // 2)
+            with lock:
+                overage[0] += max(0, cost - r.amount_micros)
+            store.settle(r, cost, entry(r, cost), [])
+
+    def sampler() -> None:
+        while time.monotonic() < stop:
+            w = store.get_windows(t.id, ["day:d"])[0]
+            samples.append(w.spent_micros + w.reserved_micros)
+            time.sleep(0.02)
+
+    threads = [threading.Thread(target=worker) for _ in range(16)] + [threading.Thread(target=sampler)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    state = store.get_windows(t.id, ["day:d"])[0]
+    assert state.reserved_micros == 0
+    assert state.spent_micros == sum(e.cost_micros for e in store.list_ledger(t.id))
+    assert max(samples) <= limit + overage[0]
+    assert state.spent_micros <= limit + overage[0]
+
+
+def test_a_retried_reserve_whose_commit_landed_holds_once(store):
+    t = tenant(store)
+    win = [WindowLimit("day:d", 1000, FAR)]
+    r = res(t.id, 300, ["day:d"])
+    assert store.reserve(r, win, [], time.time()).ok
+    again = store.reserve(r, win, [], time.time())
+    assert again.ok and again.windows[0].reserved_micros == 300
+    assert store.get_windows(t.id, ["day:d"])[0].reserved_micros == 300
+
+
+def test_round_trips_per_call(store):
+    t = tenant(store)
+    win = [WindowLimit("day:d", 10_000, FAR), WindowLimit("month:m", 100_000, FAR)]
+    rates = [RateLimit("rpm", 600, 1), RateLimit("tpm", 100_000, 500)]
+    r = res(t.id, 100, ["day:d", "month:m"])
+    before = store.round_trips
+    assert store.reserve(r, win, rates, time.time()).ok
+    assert store.round_trips - before == 2  # one batched read, one commit
+    before = store.round_trips
+    store.settle(r, 80, entry(r, 80), [])
+    assert store.round_trips - before == 2
+
+
+# sharded rates ----------------------------------------------------------------------------------
+def test_a_sharded_rate_takes_exactly_its_limit(store):
+    t = tenant(store)
+    tpm = RateLimit("tpm", limit_per_minute=800, cost=100)  # eight buckets of 100 a minute
+    now = time.time()
+    oks = race(20, lambda: store.reserve(res(t.id, 0, []), [], [tpm], now).ok)
+    assert oks.count(True) == 8
+    refused = store.reserve(res(t.id, 0, []), [], [tpm], now)
+    assert refused.refusal.kind == "rate" and 7.4 < refused.refusal.retry_after_s <= 7.51
+    assert store.reserve(res(t.id, 0, []), [], [tpm], now + 7.6).ok
+
+
+def test_a_rate_cost_larger_than_one_bucket_is_spread(store):
+    t = tenant(store)
+    tpm = RateLimit("tpm", limit_per_minute=800, cost=250)
+    now = time.time()
+    results = [store.reserve(res(t.id, 0, []), [], [tpm], now) for _ in range(4)]
+    assert [o.ok for o in results] == [True, True, True, False]
+    assert results[2].rate_remaining == {"tpm": 50}
+
+
+# layout, keys, TTLs -------------------------------------------------------------------------------
+def test_ttl_fields_and_awkward_keys(store):
+    t = tenant(store)
+    key = "team:a/b:__x__"
+    assert store.reserve(res(t.id, 10, [key]), [WindowLimit(key, 100, FAR)], [], time.time()).ok
+    assert store.get_windows(t.id, [key])[0].reserved_micros == 10
+    assert store.claim_marker(t.id, "alert/day", FAR)
+    assert store.claim_idempotency(t.id, IdempotencyRecord("k/1", "h", FAR), time.time()) is None
+    base = store._tenant(t.id)
+    for collection in ("windows", "reservations", "markers", "idempotency"):
+        docs = list(base.collection(collection).stream())
+        assert docs and all(isinstance(d.to_dict()["ttl"], datetime) for d in docs), collection
+
+
+def test_importing_the_store_package_does_not_load_google_cloud():
+    # (``google`` and ``google.cloud`` themselves are namespace packages a .pth file may preload)
+    code = (
+        "import sys, shared.store, shared.store.firestore\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('google.cloud.', 'google.api_core', 'grpc'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# failing fast ------------------------------------------------------------------------------------
+def _assert_fails_fast(store: FirestoreStore, calls: int = 2, limit_s: float = 5.5) -> None:
+    for call in [
+        lambda: store.reserve(res("ten_down", 10, ["day:d"]), [WindowLimit("day:d", 100, FAR)], [], time.time()),
+        store.ping,
+    ][:calls]:
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            call()
+        assert time.monotonic() - started < limit_s
+
+
+def test_nothing_listening_is_unavailable_within_seconds(monkeypatch):
+    with monkeypatch.context() as mp:  # the variable is process-wide: set only while the client is made
+        mp.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{server_firestore.free_port()}")
+        store = FirestoreStore(project="demo-nobody")
+        store.init()
+    _assert_fails_fast(store)
+    store.close()
+
+
+@pytest.fixture
+def private_emulator(monkeypatch) -> Iterator[server_firestore.Emulator]:
+    server_firestore.start_server()  # skips when not installed
+    emulator = server_firestore.Emulator()
+    try:
+        emulator.wait_ready()
+        emulator.warm_up()
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+def _store_on(emulator: server_firestore.Emulator, monkeypatch) -> FirestoreStore:
+    with monkeypatch.context() as mp:  # the variable is process-wide: set only while the client is made
+        mp.setenv("FIRESTORE_EMULATOR_HOST", emulator.host)
+        store = FirestoreStore(project="demo-private")
+        store.ping()
+    return store
+
+
+def test_a_killed_emulator_is_unavailable_within_seconds(private_emulator, monkeypatch):
+    store = _store_on(private_emulator, monkeypatch)
+    private_emulator.stop()
+    _assert_fails_fast(store)
+    store.close()
+
+
+def test_a_hung_emulator_is_unavailable_within_seconds(private_emulator, monkeypatch):
+    store = _store_on(private_emulator, monkeypatch)
+    os.killpg(private_emulator.proc.pid, signal.SIGSTOP)
+    try:
+        _assert_fails_fast(store, calls=1)
+    finally:
+        os.killpg(private_emulator.proc.pid, signal.SIGCONT)
+    store.close()
