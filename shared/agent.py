@@ -23,8 +23,9 @@ from shared.budget import BudgetedCall, budgeted
 from shared.catalog import Operation, Team
 from shared.errors import ConfigurationError, ModelError, Timeout
 from shared.models.base import ModelProvider, ModelRequest, Usage
-from shared.pricing import usd
+from shared.observability.instrument import tool_call as observe_tool_call
 from shared.observability.redact import redact
+from shared.pricing import usd
 from shared.tools import Tool, ToolContext, ToolFailure, tools_for
 from shared.tools.base import TeamCaller
 
@@ -121,6 +122,11 @@ def _tool_result(tool_use_id: str, content: str, is_error: bool = False) -> dict
 
 
 async def _run_tool(tool: Tool | None, name: str, args: dict[str, Any], ctx: ToolContext) -> tuple[str, bool]:
+    # observed: a span, the tool-call metric and the tool / permission.denied audit event (batched per request)
+    return await observe_tool_call(ctx, name, args, tool is not None, lambda: _invoke_tool(tool, name, args, ctx))
+
+
+async def _invoke_tool(tool: Tool | None, name: str, args: dict[str, Any], ctx: ToolContext) -> tuple[str, bool]:
     if tool is None:
         return f"tool {name!r} is not available to this team", True
     try:

@@ -30,7 +30,6 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.budget import CallIdentity, day_key, month_key, reset_at, window_name
 from shared.config import Settings
 from shared.errors import (
     PROBLEM_TYPES,
@@ -156,6 +155,7 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
     from shared.routing import TeamRouter
 
     router = TeamRouter(runtime)
+    runtime.extensions["team_router"] = router  # for route extensions (orchestrated runs)
 
     def team_or_404(name: str) -> Team:
         return runtime.catalog.team(name)
@@ -163,7 +163,8 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
     async def health(request: Request) -> Response:
         from shared.observability.health import check_health
 
-        body, status = await check_health(runtime, deep=request.query_params.get("deep") == "1")
+        body, status = await check_health(runtime, deep=request.query_params.get("deep") == "1",
+                                          key=request_key(request))  # optional: a tenant's budget headroom
         # The first probe of a new instance starts loading the model SDK, after it is answered.
         return JSONResponse(body, status_code=status, background=BackgroundTask(runtime.warm_up))
 
@@ -205,7 +206,18 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
         if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
             raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {settings.max_body_bytes}",
                                   limit_bytes=settings.max_body_bytes)
-        tenant = await authenticate(runtime, request)
+        # A team-to-team hop carries a signed envelope (verified: 403 when forged, expired,
+        # widened, too deep or a cycle); without an API key, the envelope names the tenant.
+        envelope = await router.envelope_from(request, team.name)
+        if envelope is not None and request_key(request) is None:
+            tenant = await router.tenant_of(envelope)
+            request.state.tenant = tenant
+        else:
+            tenant = await authenticate(runtime, request)
+            if envelope is not None and envelope.tenant != tenant.id:
+                from shared.envelope import EnvelopeRefused
+
+                raise EnvelopeRefused("the envelope belongs to another tenant")
         outcome["tenant"] = tenant
         if router.is_remote(team.name):
             return await router.forward(request, team.name)
@@ -215,44 +227,60 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
         # pydantic and the tool loop load on first use, not at cold start
         from pydantic import ValidationError
 
-        from shared.agent import AgentCall, run_operation
-        from shared.budget import CallIdentity
+        from shared import sessions
+        from shared.agent import operation_body, run_operation
+        from shared.sse import event_stream, wants_event_stream
 
         try:
-            parsed = op.input.model_validate(body)
+            op.input.model_validate(body)
         except ValidationError as exc:
             raise ValidationFailed(f"input does not match {team.name}/{op.name}", errors=_validation_errors(exc)) \
                 from None
-
-        chain = router.chain_from(request, team.name)
-        call = AgentCall(
-            store=runtime.store, settings=settings,
-            identity=CallIdentity(tenant=tenant, team=team.name, operation=op.name, request_id=request_id, chain=chain),
-            body=body, idempotency_key=request.headers.get("idempotency-key"),
-            team_def=team, operation_def=op, input=parsed, provider=await runtime.provider(),
-            call_team=router.caller(request, tenant, chain), model=runtime.model_for(team.model),
-        )
+        session_id = sessions.session_id_from(request.headers)
+        history = []
+        if session_id:
+            history = sessions.as_model_messages(await sessions.load(runtime.store, tenant.id, session_id),
+                                                 settings.session_token_budget)
+        credentials = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "x-api-key")}
+        call = await router.build_call(tenant=tenant, team=team, op=op, body=body, request_id=request_id,
+                                       envelope=envelope, credentials=credentials, history=history,
+                                       idempotency_key=request.headers.get("idempotency-key"))
         outcome["call"] = call
-        result = await run_operation(call)
-        outcome["output"] = result.get("output")
-        guard = call.guard
-        assert guard is not None
-        if call.replayed:
-            return JSONResponse(result, headers={"idempotent-replayed": "true"})
-        model = guard.models[-1] if guard.models else runtime.model_for(team.model)
-        payload = {
-            "id": request_id, "team": team.name, "operation": op.name, "output": result["output"],
-            "model": model if runtime.settings.model_provider != "offline" else "offline",
-            "usage": {"input_tokens": guard.usage.input_tokens, "output_tokens": guard.usage.output_tokens,
-                      "cost_usd": usd(guard.cost_micros)},
-            "duration_ms": result["duration_ms"],
-        }
-        if call.idempotency_key:
-            await anyio.to_thread.run_sync(
-                runtime.store.complete_idempotency, tenant.id,
-                f"{team.name}/{op.name}/{call.idempotency_key}", payload,
-            )
-        return JSONResponse(payload, headers=guard.headers())
+
+        async def execute() -> tuple[dict[str, Any], dict[str, str]]:
+            result = await run_operation(call)
+            outcome["output"] = result.get("output")
+            guard = call.guard
+            assert guard is not None
+            if call.replayed:
+                return result, {"idempotent-replayed": "true"}
+            payload = operation_body(call, result, offline=runtime.settings.model_provider == "offline")
+            if call.idempotency_key:
+                await anyio.to_thread.run_sync(
+                    runtime.store.complete_idempotency, tenant.id,
+                    f"{team.name}/{op.name}/{call.idempotency_key}", payload,
+                )
+            if session_id:
+                output = result["output"]
+                await sessions.append_turn(
+                    runtime.store, tenant.id, session_id, f"{team.name}/{op.name}: {json.dumps(body)}",
+                    output["answer"] if op.name == "ask" and "answer" in output else json.dumps(output),
+                    settings.session_token_budget)
+            return payload, guard.headers()
+
+        if wants_event_stream(request):
+            async def work(emit: Any) -> dict[str, Any]:
+                call.events = emit
+                step = {"team": team.name, "operation": op.name, "request_id": request_id}
+                await emit("step.started", step)
+                payload, _ = await execute()
+                await emit("step.completed", {**step, "status": "succeeded", "output": payload.get("output"),
+                                              "usage": payload.get("usage")})
+                return payload
+
+            return event_stream(work, request_id)
+        payload, headers = await execute()
+        return JSONResponse(payload, headers=headers)
 
     async def usage(request: Request) -> Response:
         tenant = await authenticate(runtime, request)
@@ -356,7 +384,7 @@ OPERATION_HOOKS: list[Callable[[Runtime, Request, dict[str, Any]], Awaitable[Non
 
 def usage_report(runtime: Runtime, tenant: Tenant) -> dict[str, Any]:
     """``GET /v1/usage``: settled spend per window and the month's ledger by team, day and model."""
-    from shared.budget import day_key, month_key, window_name
+    from shared.budget import day_key, month_key, reset_at, window_name
 
     now = time.time()
     keys = [day_key(now), month_key(now)] + [f"team:{t}:{day_key(now)}" for t in sorted(tenant.team_daily_limit_micros)]

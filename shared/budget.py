@@ -42,7 +42,9 @@ from shared.auth import check_team_allowed
 from shared.config import Settings
 from shared.errors import BudgetExceeded, Conflict, RateLimited, Unavailable, ValidationFailed
 from shared.models.base import ModelProvider, ModelRequest, ModelResponse, Usage
+from shared.observability.instrument import model_call as observe_model_call
 from shared.pricing import cost_micros, max_output_tokens_for, price_for, usd
+from shared.shielded import run_to_completion
 from shared.store.base import (
     AuditEvent,
     IdempotencyRecord,
@@ -125,6 +127,15 @@ async def _in_thread(fn: Callable[..., Any], *args: Any) -> Any:
         raise Unavailable(f"the state store is unreachable, so the call was refused: {exc}", retry_after_s=2) from exc
 
 
+async def _must_finish(fn: Callable[..., Any], *args: Any) -> Any:
+    """A settle or release that runs to its end even if the task is cancelled meanwhile
+    (a native ``Task.cancel()`` at the end of a graceful shutdown gets through an anyio shield)."""
+    try:
+        return await run_to_completion(fn, *args)
+    except StoreUnavailable as exc:
+        raise Unavailable(f"the state store is unreachable, so the call was refused: {exc}", retry_after_s=2) from exc
+
+
 @dataclass
 class CallIdentity:
     """Who is calling what, for one operation."""
@@ -174,8 +185,7 @@ class BudgetGuard:
         try:
             response = await self._call_and_count(provider, request, model)
         except BaseException:
-            with anyio.CancelScope(shield=True):
-                await _in_thread(self.store.release, tenant.id, reservation.id)
+            await _must_finish(self.store.release, tenant.id, reservation.id)
             raise
         cost = cost_micros(model, response.usage.input_tokens, response.usage.output_tokens,
                            response.usage.cache_write_tokens, response.usage.cache_read_tokens)
@@ -185,15 +195,15 @@ class BudgetGuard:
             input_tokens=response.usage.input_tokens, output_tokens=response.usage.output_tokens,
             cost_micros=cost, run_id=self.identity.run_id,
         )
-        with anyio.CancelScope(shield=True):  # money spent must be recorded even if the client left
-            settled = await _in_thread(self.store.settle, reservation, cost, entry, [])
+        # money spent must be recorded even if the client left or the server is shutting down
+        settled = await _must_finish(self.store.settle, reservation, cost, entry, [])
         self.windows = [w for w in settled if not w.key.startswith("run:")]  # run windows raise no tenant alerts
         self.cost_micros += cost
         await self._alert_if_crossed(now)
         return response
 
     async def _call_and_count(self, provider: ModelProvider, request: ModelRequest, model: str) -> ModelResponse:
-        response = await provider.create(request)
+        response = await observe_model_call(self.identity.team, provider, request)  # span, latency, tokens, cost
         self.calls += 1
         self.usage += response.usage
         self.models.append(response.model)
@@ -371,8 +381,7 @@ def budgeted(fn: OperationFn) -> OperationFn:
             try:
                 result = await fn(call)
             except BaseException:
-                with anyio.CancelScope(shield=True):
-                    await _in_thread(call.store.release_idempotency, identity.tenant.id, scoped)
+                await _must_finish(call.store.release_idempotency, identity.tenant.id, scoped)
                 raise
             await _in_thread(call.store.complete_idempotency, identity.tenant.id, scoped, result)
             return result

@@ -72,8 +72,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(runtime, serve_mode=True)
     print(f"multiagent: serving {len(runtime.catalog)} teams on http://{args.host}:{args.port} "
           f"(store {runtime.settings.store_url}, model {runtime.settings.model_provider})", file=sys.stderr, flush=True)
+    from shared.observability import shutdown
+
+    grace = shutdown.grace_seconds()
+    shutdown.prepare()  # SIGTERM: stop listening, finish in-flight calls up to the grace, exit 0
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=int(os.environ.get("MULTIAGENT_SHUTDOWN_GRACE_S", "8")))
+                timeout_graceful_shutdown=grace)  # type: ignore[arg-type]  # a float works (asyncio.wait_for)
+    shutdown.finish(runtime)
     return 0
 
 
@@ -178,22 +183,25 @@ def _invoke_in_process(team: str, operation: str, payload: dict[str, Any], key: 
 
 
 def cmd_usage(args: argparse.Namespace) -> int:
+    from types import SimpleNamespace
+
     from shared.app import usage_report
-    from shared.catalog import load_catalog
-    from shared.runtime import Runtime
 
     admin = _admin()
     tenants = [admin.get(args.tenant)] if args.tenant else admin.store.list_tenants()
-    runtime = Runtime.__new__(Runtime)  # only the store is needed for the report
-    runtime.store, runtime.catalog = admin.store, load_catalog()
-    reports = [usage_report(runtime, t) for t in tenants]
+    runtime = SimpleNamespace(store=admin.store)  # the report reads only the store (Runtime.catalog is read-only)
+    reports = [usage_report(runtime, t) for t in tenants]  # type: ignore[arg-type]
 
     def text(d: dict[str, Any]) -> str:
         lines = []
         for r in d["usage"]:
             lines.append(f"{r['tenant_id']}: today ${r['spent_usd']['day']:.6f} of ${r['limits']['daily_usd']:.2f}, "
                          f"month ${r['spent_usd']['month']:.6f} of ${r['limits']['monthly_usd']:.2f}")
-            lines += [f"  {t['team']:<24} {t['calls']:>5} calls  ${t['cost_usd']:.6f}" for t in r["by_team"]]
+            for table, key in (("by_day", "day"), ("by_team", "team"), ("by_model", "model")):
+                if r[table]:
+                    lines.append(f"  by {key}:")
+                    lines += [f"    {row[key]:<24} {row['calls']:>5} calls  {row['input_tokens']:>9} in  "
+                              f"{row['output_tokens']:>8} out  ${row['cost_usd']:.6f}" for row in r[table]]
         return "\n".join(lines) or "no tenants"
 
     _print({"usage": reports} if not args.tenant else reports[0], args.json,
@@ -300,10 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("store", help="state store tasks").add_subparsers(dest="action", required=True)
     s = st.add_parser("init", help="create the tables/indexes (idempotent)")
     s.set_defaults(fn=cmd_store)
+    # Under `python -m shared.cli` this module is __main__: extensions register on the importable shared.cli.
+    import shared.cli as registry
     import shared.export  # noqa: F401 - registers `export KIND` (other kinds register in its EXPORTERS)
     import shared.migrate  # noqa: F401 - export tenants|ledger|terraform, and `import`
 
-    for extend in CLI_EXTENSIONS:
+    for extend in registry.CLI_EXTENSIONS:
         extend(sub)
     return p
 

@@ -69,6 +69,11 @@ class Settings:
     default_tpm: int = 200_000
     budgets_enabled: bool = True
     log_level: str = "INFO"
+    planner_model: str = "claude-sonnet-4-5"  # orchestrated runs: planner and synthesis turns
+    run_deadline_s: float = 600.0  # default deadline of an orchestrated run
+    run_lease_s: float = 30.0  # how long a run's owner holds it without renewing
+    session_token_budget: int = 8_000  # conversation memory kept per session
+    run_continuation: str = "local"  # local | cloudtasks:QUEUE@SERVICE_URL | lambda:FUNCTION (long runs)
     version: str = "0.1.0"
 
     @classmethod
@@ -120,4 +125,9 @@ class Settings:
             default_tpm=_int(env, "MULTIAGENT_DEFAULT_TPM", cls.default_tpm, 1),
             budgets_enabled=env.get("MULTIAGENT_BUDGETS", "on") != "off",
             log_level=(env.get("MULTIAGENT_LOG_LEVEL") or "INFO").upper(),
+            planner_model=env.get("MULTIAGENT_PLANNER_MODEL") or cls.planner_model,
+            run_deadline_s=_float(env, "MULTIAGENT_RUN_DEADLINE_S", cls.run_deadline_s),
+            run_lease_s=_float(env, "MULTIAGENT_RUN_LEASE_S", cls.run_lease_s),
+            session_token_budget=_int(env, "MULTIAGENT_SESSION_TOKENS", cls.session_token_budget, 100),
+            run_continuation=env.get("MULTIAGENT_RUN_CONTINUATION") or cls.run_continuation,
         )

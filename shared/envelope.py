@@ -232,11 +232,14 @@ def _decode(token: str, keyring: Keyring) -> dict[str, Any]:
     expected = hmac.new(key, f"{VERSION}.{kid}.{body}".encode(), hashlib.sha256).digest()
     try:
         given = _unb64(sig)
+    except (binascii.Error, ValueError):
+        given = b""
+    if not hmac.compare_digest(expected, given):  # checked before the claims are even parsed
+        raise EnvelopeRefused("the envelope's signature does not match (forged or altered)")
+    try:
         claims = json.loads(_unb64(body))
     except (binascii.Error, ValueError):
         raise EnvelopeRefused("the envelope is malformed") from None
-    if not hmac.compare_digest(expected, given):
-        raise EnvelopeRefused("the envelope's signature does not match (forged or altered)")
     if not isinstance(claims, dict):
         raise EnvelopeRefused("the envelope is malformed")
     return claims

@@ -320,18 +320,29 @@ SHAPES: dict[str, Any] = {
         "task": {"type": "string"}, "teams": {"type": "array", "items": {"type": "string"}},
         "max_usd": {"type": "number", "exclusiveMinimum": 0}, "deadline_s": {"type": "number", "exclusiveMinimum": 0}}},
     "RunStep": {"type": "object", "properties": {
-        "team": {"type": "string"}, "operation": {"type": "string"}, "status": {"type": "string"},
-        "output": {}, "usage": _ref("Usage")}},
+        "id": {"type": "string"}, "team": {"type": "string"}, "operation": {"type": "string"},
+        "status": {"type": "string"}, "output": {}, "usage": {}, "depends_on": {}, "error": {}, "note": {},
+        "model": {"type": "string"}, "degraded": {}, "started_at": {}, "finished_at": {}}},
     "Run": {"type": "object", "required": ["id", "status"], "properties": {
-        "id": {"type": "string"}, "status": {"type": "string"}, "plan": {},
+        "id": {"type": "string"}, "status": {"type": "string"}, "task": {"type": "string"},
+        "teams": {"type": ["array", "null"], "items": {"type": "string"}}, "plan": {},
         "steps": {"type": "array", "items": _ref("RunStep")}, "answer": {"type": ["string", "null"]},
-        "usage": _ref("Usage")}},
+        "usage": _ref("Usage"), "max_usd": {"type": ["number", "null"]}, "deadline": {"type": ["string", "null"]},
+        "created_at": {}, "updated_at": {}, "error": {}, "synthesis": {}}},
+    "Session": {"type": "object", "required": ["id", "messages"], "properties": {
+        "id": {"type": "string"}, "version": {"type": "integer"}, "updated_at": {},
+        "messages": {"type": "array", "items": {"type": "object", "properties": {
+            "role": {"type": "string"}, "content": {}, "at": {}}}}}},
 }
 
 _PUBLIC: dict[str, Any] = {"security": []}
 _ADMIN = {"security": [{"adminBearer": []}], "tags": ["admin"]}
 _TENANT_ID = {"name": "tenant_id", "in": "path", "required": True, "schema": {"type": "string"}}
-_RUN_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+_RUN_ID = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "string"}}
+# Server-Sent Events (`Accept: text/event-stream`): progress events, then `done` with the JSON answer or `error`
+# with the problem.
+SSE = {"text/event-stream": {"schema": {
+    "type": "string", "description": "Server-Sent Events: progress, then `done` (the JSON answer) or `error`."}}}
 
 PATH_ITEMS: dict[str, dict[str, Any]] = {
     "/health": {"get": {
@@ -410,17 +421,34 @@ PATH_ITEMS: dict[str, dict[str, Any]] = {
                         "schema": {"type": "string", "enum": ["respond-async"]},
                         "description": "`respond-async`: answer 202 at once with `Location: /v1/runs/{id}`."}],
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("RunRequest")}}},
-        "responses": {"200": _json(_ref("Run"), "The finished run.", _id_header()),
+        "responses": {"200": {"description": "The finished run (or its events with `Accept: text/event-stream`).",
+                              "headers": _id_header(),
+                              "content": {"application/json": {"schema": _ref("Run")}, **SSE}},
                       "202": _json(_ref("Run"), "Accepted; poll `Location`.",
                                    {**_id_header(), "location": {"schema": {"type": "string"}}}),
                       **_problems(*OPERATION_PROBLEMS)}}},
-    "/v1/runs/{id}": {
+    "/v1/runs/{run_id}": {
         "parameters": [_RUN_ID],
         "get": {"operationId": "get_run", "tags": ["runs"], "summary": "A run's state.",
                 "responses": {"200": _json(_ref("Run"), "The run.", _id_header()),
                               **_problems("unauthenticated", "forbidden", "not-found", "unavailable")}},
         "delete": {"operationId": "cancel_run", "tags": ["runs"], "summary": "Cancel a run; reservations return.",
                    "responses": {"200": _json(_ref("Run"), "The cancelled run.", _id_header()),
+                                 **_problems("unauthenticated", "forbidden", "not-found", "unavailable")}}},
+    "/v1/runs/{run_id}/resume": {
+        "parameters": [_RUN_ID],
+        "post": {"operationId": "resume_run", "tags": ["runs"], "security": [],
+                 "summary": "Internal: a queued continuation of an async run (Cloud Tasks, Lambda async invoke).",
+                 "parameters": [_ref("Envelope", "parameters")],
+                 "responses": {"200": _json(_ref("Run"), "The run after this continuation.", _id_header()),
+                               **_problems("unauthenticated", "forbidden", "not-found", "conflict")}}},
+    "/v1/sessions/{session_id}": {
+        "parameters": [{"name": "session_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "get": {"operationId": "get_session", "tags": ["account"], "summary": "A conversation's messages.",
+                "responses": {"200": _json(_ref("Session"), "The session."),
+                              **_problems("unauthenticated", "forbidden", "not-found", "unavailable")}},
+        "delete": {"operationId": "delete_session", "tags": ["account"], "summary": "Forget a conversation.",
+                   "responses": {"204": {"description": "Deleted."},
                                  **_problems("unauthenticated", "forbidden", "not-found", "unavailable")}}},
 }
 
@@ -446,8 +474,11 @@ def _operation_item(team: str, op: Any, input_name: str, output_name: str) -> tu
         "parameters": [_ref("IdempotencyKey", "parameters"), _ref("SessionId", "parameters"),
                        _ref("RequestId", "parameters"), _ref("Envelope", "parameters")],
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(input_name)}}},
-        "responses": {"200": _json(_ref(f"{pascal(team)}{pascal(op.name)}Result"), "The operation's output.",
-                                   headers), **_problems(*OPERATION_PROBLEMS)},
+        "responses": {"200": {"description": "The operation's output (events with `Accept: text/event-stream`).",
+                              "headers": headers,
+                              "content": {"application/json": {"schema": _ref(f"{pascal(team)}{pascal(op.name)}"
+                                                                               "Result")}, **SSE}},
+                      **_problems(*OPERATION_PROBLEMS)},
     }}, result
 
 
@@ -518,13 +549,12 @@ def served_paths(app: Any) -> list[str]:
 
 def export_document(catalog: Catalog | None = None, version: str | None = None) -> dict[str, Any]:
     """The document ``multiagent serve`` answers, built without starting anything."""
+    import shared.extensions  # noqa: F401 - the same route groups as `serve`
     from shared.app import create_app
     from shared.catalog import load_catalog
     from shared.config import Settings
     from shared.runtime import Runtime
     from shared.store.sqlite import SQLiteStore
-
-    import shared.extensions  # noqa: F401 - the same route groups as `serve`
 
     settings = Settings(model_provider="offline", store_url="sqlite:///:memory:")
     runtime = Runtime(settings, store=SQLiteStore(":memory:"))
@@ -546,18 +576,23 @@ h2{margin-top:2rem;border-bottom:1px solid #ddd}</style>
 </head><body><h1>multiagent-framework API</h1><p>Machine-readable: <a href="/openapi.json">/openapi.json</a>.
 Authenticate with <code>Authorization: Bearer KEY</code> or <code>x-api-key: KEY</code>. Errors are
 <code>application/problem+json</code>.</p><div id="ops">Loading…</div><script>
-fetch('/openapi.json').then(r=>r.json()).then(doc=>{const el=document.getElementById('ops');el.textContent='';
-const schemas=doc.components.schemas;const groups={};
+const pre=(label,obj)=>{const p=document.createElement('pre');p.textContent=label+JSON.stringify(obj,null,2);return p;};
+const named=(schemas,ref)=>schemas[ref.split('/').pop()];
+fetch('/openapi.json').then(r=>r.json()).then(doc=>{
+const el=document.getElementById('ops');el.textContent='';const schemas=doc.components.schemas;const groups={};
 for(const [path,item] of Object.entries(doc.paths)){for(const [method,op] of Object.entries(item)){
-if(typeof op!=='object'||!op.responses)continue;const tag=(op.tags||['other'])[0];(groups[tag]=groups[tag]||[]).push([path,method,op]);}}
-for(const [tag,ops] of Object.entries(groups)){const h=document.createElement('h2');h.textContent=tag;el.append(h);
-for(const [path,method,op] of ops){const d=document.createElement('details');const s=document.createElement('summary');
-const c=document.createElement('code');c.textContent=method.toUpperCase()+' '+path;s.append(c,' ',op.summary||'');d.append(s);
+if(typeof op!=='object'||!op.responses)continue;const tag=(op.tags||['other'])[0];
+(groups[tag]=groups[tag]||[]).push([path,method,op]);}}
+for(const [tag,ops] of Object.entries(groups)){
+const h=document.createElement('h2');h.textContent=tag;el.append(h);
+for(const [path,method,op] of ops){
+const d=document.createElement('details');const s=document.createElement('summary');
+const c=document.createElement('code');c.textContent=method.toUpperCase()+' '+path;
+s.append(c,' ',op.summary||'');d.append(s);
 const ref=op.requestBody&&op.requestBody.content['application/json'].schema.$ref;
-if(ref){const pre=document.createElement('pre');pre.textContent='input: '+JSON.stringify(schemas[ref.split('/').pop()],null,2);d.append(pre);}
+if(ref)d.append(pre('input: ',named(schemas,ref)));
 const ok=op.responses['200']&&op.responses['200'].content&&op.responses['200'].content['application/json'];
-const oref=ok&&ok.schema.$ref&&schemas[ok.schema.$ref.split('/').pop()];
-if(oref&&oref.properties&&oref.properties.output){const pre=document.createElement('pre');
-pre.textContent='output: '+JSON.stringify(schemas[oref.properties.output.$ref.split('/').pop()],null,2);d.append(pre);}
-const codes=document.createElement('p');codes.textContent='responses: '+Object.keys(op.responses).join(', ');d.append(codes);
-el.append(d);}}});</script></body></html>"""
+const res=ok&&ok.schema.$ref&&named(schemas,ok.schema.$ref);
+if(res&&res.properties&&res.properties.output)d.append(pre('output: ',named(schemas,res.properties.output.$ref)));
+const codes=document.createElement('p');codes.textContent='responses: '+Object.keys(op.responses).join(', ');
+d.append(codes);el.append(d);}}});</script></body></html>"""

@@ -145,7 +145,7 @@ def _py_type(schema: dict[str, Any], param: bool = False) -> str:
         return "Literal[" + ", ".join(repr(v) for v in schema["enum"]) + "]"
     if "anyOf" in schema or "oneOf" in schema:
         parts: list[str] = []
-        for sub in schema.get("anyOf") or schema.get("oneOf"):
+        for sub in schema.get("anyOf") or schema.get("oneOf") or []:
             for piece in _py_type(sub, param).split(" | "):
                 if piece not in parts:
                     parts.append(piece)
@@ -275,7 +275,7 @@ def python_types(doc: dict[str, Any]) -> str:
                     f"    {kw} {op.name}(self, input: {op.input_name} | Mapping[str, Any], /, *, {PY_OPTIONS}) "
                     f"-> {op.output_name}: ...\n"
                     f"    @overload\n"
-                    f"    {kw} {op.name}(self, {star}{PY_OPTIONS}) -> {op.output_name}: ...\n"
+                    f"    {kw} {op.name}(self, /, {star}{PY_OPTIONS}) -> {op.output_name}: ...\n"
                     f"    {kw} {op.name}(self, input: Any = None, /, **kwargs: Any) -> {op.output_name}:\n"
                     + _py_doc(op.summary + "\n\nFields as keywords or one model/mapping; returns the typed output "
                               "(``.raw`` has usage and headers).", "        ")
@@ -322,7 +322,7 @@ def _ts_type(schema: dict[str, Any]) -> str:
         return " | ".join(_ts_literal(v) for v in schema["enum"])
     if "anyOf" in schema or "oneOf" in schema:
         parts: list[str] = []
-        for sub in schema.get("anyOf") or schema.get("oneOf"):
+        for sub in schema.get("anyOf") or schema.get("oneOf") or []:
             piece = _ts_type(sub)
             if piece not in parts:
                 parts.append(piece)

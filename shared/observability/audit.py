@@ -30,9 +30,8 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
-
 from shared.observability.redact import redact_value
+from shared.shielded import run_to_completion
 from shared.store.base import AuditEvent, Store, Tenant, new_id, now_iso
 
 log = logging.getLogger("multiagent.audit")
@@ -109,7 +108,7 @@ async def write(store: Store, events: list[AuditEvent]) -> None:
     if not events:
         return
     try:
-        await anyio.to_thread.run_sync(store.append_audit, events)
+        await run_to_completion(store.append_audit, events)  # a shutdown's cancellation must not lose facts
     except Exception as exc:  # noqa: BLE001 - the answer was already sent; keep the facts in the log
         log.error("audit write failed (%s); %d events kept in this log line only", exc, len(events),
                   extra={"fields": {"lost_audit_events": [redact_value(e.public()) for e in events]}})

@@ -69,8 +69,8 @@ class ObservabilityMiddleware:
             tracing.deactivate(trace_token)
             if buffer.events:
                 tenant = (scope.get("state") or {}).get("tenant")
-                with anyio.CancelScope(shield=True):  # the facts of a call whose client left are still facts
-                    await audit.write(self.runtime.store, buffer.finalize(tenant))
+                # after the response; finished even if the client left or shutdown cancels the task
+                await audit.write(self.runtime.store, buffer.finalize(tenant))
 
 
 async def on_operation(runtime: Runtime, request: Request, outcome: dict[str, Any]) -> None:
@@ -208,7 +208,7 @@ def observability_routes(runtime: Runtime, serve_mode: bool) -> list[Route]:
         from shared.app import authenticate
 
         tenant = await authenticate(runtime, request)
-        return JSONResponse(await run(tenant_stats, runtime, tenant.id, _hours(request)))
+        return JSONResponse({**await run(tenant_stats, runtime, tenant.id, _hours(request)), "tenant_name": tenant.name})
 
     async def overview(request: Request) -> Response:
         _check_admin(runtime, request)

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from shared.observability.redact import redact
+from shared.observability.redact import redact, redact_value
 
 _configured = False
 
@@ -27,7 +27,7 @@ class JsonFormatter(logging.Formatter):
         }
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
-            payload.update(fields)
+            payload.update(redact_value(fields))
         if record.exc_info:
             payload["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(payload, default=str)

@@ -112,7 +112,8 @@ def _get_tracer() -> Any:
                         "install multiagent-framework[otel] to export spans")
             _tracer = False
             return None
-        service = os.environ.get("OTEL_SERVICE_NAME") or "multiagent-" + (os.environ.get("MULTIAGENT_TEAM") or "gateway")
+        team = os.environ.get("MULTIAGENT_TEAM") or "gateway"
+        service = os.environ.get("OTEL_SERVICE_NAME") or f"multiagent-{team}"
         _provider = TracerProvider(resource=Resource.create({"service.name": service}))
         _provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         _tracer = _provider.get_tracer("multiagent")

@@ -16,6 +16,8 @@ Table layout (single table, PAY_PER_REQUEST, TTL on the ``ttl`` attribute, epoch
     T#{tenant}            RES#{id}             reservation: amount_micros, windows, expires_at, ttl, ...
     T#{tenant}            M#{marker}           alert marker: expires_at, ttl
     T#{tenant}            I#{key}              idempotency record: body_hash, expires_at, response (JSON), ttl
+    T#{tenant}            RUN#{id}             orchestrated run: data (JSON), ver (optimistic version), ttl
+    T#{tenant}            SES#{id}             session memory: data (JSON), ver (optimistic version), ttl
     L#{tenant}            {at}#{id}            ledger entry (native attributes), oldest first by sort key
     LID#{ledger id}       LID                  settle guard: a ledger id is settled once, whatever its ``at``
     A#{tenant}            {at}#{id}            audit event: data (JSON); listed newest first
@@ -61,6 +63,8 @@ from shared.store.base import (
     Refusal,
     Reservation,
     ReserveOutcome,
+    RunRecord,
+    SessionRecord,
     StoreUnavailable,
     Tenant,
     Ticket,
@@ -1080,3 +1084,69 @@ class DynamoDBStore:
     def release_idempotency(self, tenant_id: str, key: str) -> None:
         """Forget a claim."""
         self._call("delete_item", TableName=self.table, Key=self._key(f"T#{tenant_id}", f"I#{key}"))
+
+    # orchestrated runs and sessions: one item each, versioned by a conditional put -----------
+    def _versioned_put(self, sk: str, tenant_id: str, data: dict[str, Any], expected: int, ttl_at: float) -> bool:
+        """Put ``data`` at version ``expected + 1`` iff the stored version is ``expected``
+        (0: the item must not exist); False when the condition failed."""
+        item = {**self._key(f"T#{tenant_id}", sk), "data": _s(json.dumps(data)), "ver": _n(expected + 1)}
+        if ttl_at:
+            item["ttl"] = _ttl(ttl_at)
+        condition = "attribute_not_exists(pk)" if expected == 0 else "ver = :v"
+        values = {} if expected == 0 else {"ExpressionAttributeValues": {":v": _n(expected)}}
+        try:
+            self._call("put_item", expect=("ConditionalCheckFailedException",), TableName=self.table, Item=item,
+                       ConditionExpression=condition, **values)
+        except self._client_error:
+            return False
+        return True
+
+    def put_run(self, run: RunRecord) -> None:
+        """Store a new run at version 1 (KeyError when the id exists)."""
+        run.version = 1
+        if not self._versioned_put(f"RUN#{run.id}", run.tenant_id, asdict(run), 0, run.expires_at):
+            raise KeyError(run.id)
+
+    def get_run(self, tenant_id: str, run_id: str) -> RunRecord | None:
+        """The tenant's run, or None."""
+        item = self._get(f"T#{tenant_id}", f"RUN#{run_id}")
+        return RunRecord(**json.loads(item["data"]["S"])) if item else None
+
+    def update_run(self, run: RunRecord, expected_version: int) -> bool:
+        """Conditional put on ``ver``."""
+        if expected_version < 1:
+            return False
+        data = {**asdict(run), "version": expected_version + 1, "updated_at": now_iso()}
+        if not self._versioned_put(f"RUN#{run.id}", run.tenant_id, data, expected_version, run.expires_at):
+            return False
+        run.version, run.updated_at = expected_version + 1, data["updated_at"]
+        return True
+
+    def release_run_reservations(self, tenant_id: str, run_id: str) -> int:
+        """Release the tenant's reservations whose windows include ``run:<run_id>``."""
+        key = f"run:{run_id}"
+        held = self._query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
+            ExpressionAttributeValues={":pk": _s(f"T#{tenant_id}"), ":p": _s("RES#")},
+            ConsistentRead=True,
+        )
+        mine = [i for i in held if key in [v["S"] for v in i.get("windows", {}).get("L", [])]]
+        return sum(self._release_item(tenant_id, item) for item in mine)
+
+    def get_session(self, tenant_id: str, session_id: str) -> SessionRecord | None:
+        """The tenant's session, or None."""
+        item = self._get(f"T#{tenant_id}", f"SES#{session_id}")
+        return SessionRecord(**json.loads(item["data"]["S"])) if item else None
+
+    def put_session(self, session: SessionRecord, expected_version: int) -> bool:
+        """Conditional put on ``ver`` (create when ``expected_version`` is 0)."""
+        data = {**asdict(session), "version": expected_version + 1, "updated_at": now_iso()}
+        if not self._versioned_put(f"SES#{session.id}", session.tenant_id, data, expected_version,
+                                   session.expires_at):
+            return False
+        session.version, session.updated_at = expected_version + 1, data["updated_at"]
+        return True
+
+    def delete_session(self, tenant_id: str, session_id: str) -> None:
+        """Forget the session."""
+        self._call("delete_item", TableName=self.table, Key=self._key(f"T#{tenant_id}", f"SES#{session_id}"))

@@ -1,79 +1,105 @@
-"""Firestore backend: sharded budget windows written with compare-and-set commits.
+"""Firestore backend: sharded budget documents written with compare-and-set commits.
 
-Layout (``{x}`` is an escaped document id: ``%`` and ``/`` percent-encoded)::
+Layout (``{x}`` is an escaped document id or map key: ``%`` and ``/`` percent-encoded, a
+leading ``__`` too, as Firestore reserves ``__...__`` names)::
 
-    api_keys/{key_hash}                      tenant_id, prefix, created_at, revoked
-    tenants/{tenant_id}                      the Tenant's fields
-      windows/{window_key}__s{i}             spent, reserved, shift, limit, limit_at, ttl   (i < shards)
-      rates/{rate_key}__s{j}                 tat, ttl                                       (j < shards)
-      reservations/{reservation_id}          amount_micros, windows, holds, expires_at, ..., ttl
-      ledger/{entry_id}                      the LedgerEntry's fields (at is queried)
-      audit/{event_id}                       the AuditEvent's fields, detail as JSON (at is queried)
-      notes/{note_id}, tickets/{ticket_id}   the record's fields (created_at is ordered on)
-      idempotency/{key}                      body_hash, expires_at, response (JSON), ttl
-      markers/{marker}                       expires_at, ttl
+    api_keys/{key_hash}                    tenant_id, prefix, created_at, revoked
+    tenants/{tenant_id}                    the Tenant's fields
+      budget/s{i}                          i < shards: the tenant's shard i, written by reserve only:
+                                             w.{window}: reserved (cumulative), shift, limit, limit_at,
+                                                         expires_at      (day:, month:, team: windows)
+                                             r.{rate}:   tat            (GCRA bucket i of every rate)
+                                             ttl
+      budget_out/s{i}                      written by settle and release only (server-side increments):
+                                             w.{window}: released (cumulative), spent, expires_at; ttl
+      windows/{window}, windows_out/{window}   the same two halves, one shard, for any other window
+                                           (run:<id>[/<hop>]: one per run, few writers, unbounded count)
+      reservations/{reservation_id}        amount_micros, windows, holds, expires_at, ..., ttl
+      ledger/{entry_id}                    the LedgerEntry's fields (at is queried)
+      audit/{event_id}                     the AuditEvent's fields, detail as JSON (at is queried)
+      notes/{note_id}, tickets/{ticket_id} the record's fields (created_at is ordered on)
+      idempotency/{key}                    body_hash, expires_at, response (JSON), ttl
+      markers/{marker}                     expires_at, ttl
+      runs/{run_id}, sessions/{id}         data (JSON), ver, ttl
 
-``ttl`` is a Timestamp meant for a Firestore TTL policy, which the deployment enables per
-collection group (``gcloud firestore fields ttls update ttl --collection-group=windows
---enable-ttl``, likewise rates, reservations, idempotency, markers). A reservation's ttl is
-the latest expiry of the windows it holds, never earlier, so TTL deletion can never drop a
-reservation whose money a live window still counts as reserved. Only single-field
-indexes are queried (reservations by expires_at, ledger and audit by at, api_keys by
-tenant_id), so no composite index is needed. API keys live at the top level because a
-request is authenticated by hash before its tenant is known.
+``ttl`` is a Timestamp for a Firestore TTL policy, which the deployment enables per
+collection group (``gcloud firestore fields ttls update ttl --collection-group=budget
+--enable-ttl``; likewise budget_out, windows, windows_out, reservations, idempotency,
+markers, runs, sessions). A budget document's ttl is the latest expiry of the windows it
+holds (out-documents: never lowered below the latest ttl the writer read), so it only
+removes the budget of a tenant idle past all its windows; a reservation's ttl is the latest
+expiry of its windows, never earlier, so TTL deletion never drops a reservation whose money
+a live window still counts as reserved. Expired window entries and idle rate buckets are
+pruned from the budget maps whenever a document is written, so the documents stay small.
+
+Why the tenant's windows share documents instead of ``windows/{key}__s{i}`` each: a call
+holds day, month and team windows and charges two rates, so one document per window shard
+would make every reserve read ~40 documents and commit five preconditions, any of which
+fails when another call wrote it; sharing them makes a reserve read ``2 * shards``
+documents and usually commit one. Run windows (``run:...``) are not shared: there is one
+per run and hop, so they would grow the shared maps without bound, and one run has few
+concurrent calls. Only single-field indexes are
+queried (reservations by expires_at and windows, ledger and audit by at, api_keys by
+tenant_id): no composite index is needed. API keys live at the top level because a request
+is authenticated by hash before its tenant is known.
 
 Concurrency design. No Firestore transactions: on one hot document they serialise behind
-pessimistic locks (the emulator livelocks with ~40 concurrent transactional writers) and
+pessimistic locks (the emulator livelocks with ~40 concurrent transactional writers), and
 in production one document sustains about one write per second. Instead:
 
-* Every budget window is split into ``shards`` documents (default 8). Shard ``i`` owns an
-  allotment ``limit // shards`` (the last one also gets the remainder) plus ``shift``, a
-  transferred allotment (the shifts of a window always sum to zero). Its room is
-  ``allotment + shift - spent - reserved``. The window's state is the sum of its shards.
-* ``reserve`` reads every shard of every window and rate plus its own reservation id in
-  one BatchGetDocuments (a consistent snapshot), decides there, then sends ONE commit:
-  each shard it changes is written with an ``update_time`` precondition (``create`` for a
-  shard that did not exist) and the reservation document is created. A Firestore commit
-  is atomic, so either every window, every rate and the reservation are written or, when
-  any precondition fails because someone else wrote one of those documents in between,
-  nothing is; then it re-reads and retries with jittered backoff (bounded; raises
-  StoreUnavailable when contention does not clear). A reserve holds the amount in one
-  random shard with room for all of it, or, near exhaustion, spreads it over several
-  shards; it refuses only when the snapshot's window total does not fit, exactly like
-  the SQL backends, so a budget is never refused while other shards still have room.
-* ``settle`` and ``release`` never refuse, so they need no room check: they delete the
-  reservation with an ``update_time`` precondition (so a reservation is given back
-  exactly once) in the same commit as server-side ``Increment`` transforms on the shards
-  it holds (reserved -= held, spent += cost), plus the ledger entry created with an
-  exists=False precondition (a repeated settle finds it and changes nothing).
-* A settle that costs more than it held (or settles a reclaimed reservation) charges the
-  excess to shards with room, and whatever does not fit leaves a shard with negative room
-  ("debt"). The next reserve that sees debt first moves allotment (``shift``) from shards
-  with room to the indebted ones in its own commit, preconditions on both.
-* Rate limits (GCRA) are sharded the same way: the per-minute limit is split across the
-  shards, each shard is a GCRA bucket of its own (``tat``), and a request's cost is taken
-  from one bucket, or spread over several. When the limit is smaller than the number of
-  shards only the last shard has a rate, which is exactly one GCRA bucket. The sum of
-  buckets equals one bucket except that a full shard cannot bank the drip of another, so
-  a retry-after is a lower bound.
+* A window's budget is split over the shards of its group (the tenant's ``shards``
+  documents for day/month/team windows, one document for any other window). Shard ``i``
+  owns an allotment ``limit // shards`` (the last one also the remainder) plus ``shift``,
+  allotment moved between shards (the shifts of a window sum to zero). Its room is
+  ``allotment + shift - spent - reserved`` with ``reserved = reserved_in - released``.
+  A window's state is the sum over its shards.
+* ``reserve`` reads every document of its groups and its own reservation id in ONE
+  BatchGetDocuments (a consistent snapshot), decides there, then sends ONE commit: every
+  in-document it changes is written with an ``update_time`` precondition (``create`` when it
+  did not exist) and the reservation is created. A commit is atomic, so every window, every
+  rate and the reservation are written, or, when a precondition fails because another
+  reserve wrote one of those documents in between, nothing is; it then re-reads and
+  retries with jittered backoff (bounded: StoreUnavailable when contention never clears).
+  Usually a shard has room in every tenant window and a fitting bucket in every rate, so a
+  reserve writes a single tenant document (plus one per run window); the shard is the next
+  fitting one after a rotating per-instance cursor, so an instance's concurrent calls take
+  turns over the shards instead of colliding at random. Near exhaustion the amount is
+  spread over several shards: a reserve is refused only when the snapshot's window total
+  does not fit, as in the SQL backends, never while other shards still have room.
+* ``settle`` and ``release`` never refuse, so they need no room check and no precondition
+  on budget documents: they delete the reservation with an ``update_time`` precondition
+  (money is given back exactly once) in the same commit as ``Increment`` transforms on the
+  out-documents (released += held, spent += cost), plus the ledger entry created with an
+  exists=False precondition (a repeated settle finds it and changes nothing). Because they
+  write other documents than reserve does, they never make a reserve retry.
+* A settle that costs more than it held (or settles a reclaimed reservation) books the
+  excess on shards with room; what fits nowhere leaves a shard with negative room (debt),
+  as does a lowered limit (smaller allotments). A reserve that sees debt first moves
+  allotment (``shift``) from shards with room to the indebted ones, inside its own commit
+  and under its preconditions.
+* Rate limits (GCRA) are sharded alike: the per-minute limit is split over the tenant's
+  shards, each shard keeps its own bucket (``tat``), and a request's cost goes to one bucket
+  or is spread over several. A limit smaller than the shard count lives in the last shard
+  alone: exactly one GCRA bucket, the SQL arithmetic. Sharded buckets add up to one bucket
+  except that a full bucket cannot bank the drip of another, so a retry-after is a lower
+  bound.
 
-Overspend argument. Let room_i = allotment_i + shift_i - spent_i - reserved_i; the window
-total fits exactly when the sum of room_i is at least the amount. Each reserve commit
-writes only shards whose document is unchanged since the snapshot it decided on (the
-precondition), and it never takes more than a shard's room in that snapshot, after first
-paying every debt it saw. Writers that do not check room only increase room (release,
-settle at or below the held amount) or are a settle's own excess cost, which the SQL
-backends also book (settle never refuses). So, per shard, every reservation is covered
-by room that no concurrent reservation was also given (two reserves that decide on the
-same shard version cannot both commit), and reserves only draw from the window after
-its debts are paid; summing over shards, settled + reserved never exceeds the limit
-except by settles that cost more than they held. Changing the shard count of a live
-deployment would change the allotments, not the sums: totals are always over all shards.
+Overspend argument. Every reserve commit writes only in-documents unchanged since the
+snapshot it decided on, and it takes no more than a shard's room in that snapshot, after
+paying every debt it saw. The only concurrent writers it does not exclude are settles and
+releases on out-documents, which only add room (released += held, spent += at most the
+held part) except for a settle's cost above what it held, which the SQL backends book too
+(settle never refuses). Two reserves deciding on the same version of a shard cannot both
+commit, so no room is given twice, and per shard reserved + spent stays within allotment
++ shift; summed over shards (allotments sum to the limit, shifts to zero) a window's
+settled + reserved never exceeds its limit, except by the excess of settles that cost more
+than they held. The shard count may be raised on a live deployment (new shards start
+empty) but not lowered (totals are summed over the configured shards only).
 
-Every API call gets a short per-attempt timeout and a bounded retry on UNAVAILABLE, so a
-Firestore that is down fails within a few seconds; every google.api_core / google.auth
-error becomes :class:`StoreUnavailable`. ``round_trips`` counts API calls, ``conflicts``
-counts commits that lost a precondition race and were retried.
+Every API call has a short per-attempt timeout and a bounded retry on UNAVAILABLE, so a
+Firestore that is down fails within a few seconds; every google.api_core / google.auth /
+gRPC error becomes :class:`StoreUnavailable`. ``round_trips`` counts API calls;
+``conflicts`` counts commits that lost a precondition race and were retried.
 
 The emulator is used when ``FIRESTORE_EMULATOR_HOST`` is set (read by the client library).
 """
@@ -99,6 +125,8 @@ from shared.store.base import (
     Refusal,
     Reservation,
     ReserveOutcome,
+    RunRecord,
+    SessionRecord,
     StoreUnavailable,
     Tenant,
     Ticket,
@@ -109,6 +137,7 @@ from shared.store.base import (
 from shared.store.sqlite import GCRA_PERIOD_S, gcra, gcra_remaining
 
 DEFAULT_SHARDS = 8
+COLOCATED_PREFIXES = ("day:", "month:", "team:")  # tenant-wide windows: few keys, hot
 CALL_TIMEOUT_S = 4.0  # one RPC attempt
 RETRY_DEADLINE_S = 3.0  # all attempts of one RPC on UNAVAILABLE
 CONTENTION_DEADLINE_S = 15.0  # all precondition-retries of one operation
@@ -128,7 +157,8 @@ class _Missing(Exception):
 
 
 def _doc_id(value: str) -> str:
-    """A Firestore-safe document id for an arbitrary string (reversible, mostly readable)."""
+    """A Firestore-safe document id or map key for an arbitrary string (reversible, mostly
+    readable): no ``/``, not ``.``/``..``, not empty, not reserved ``__...__``."""
     out = value.replace("%", "%25").replace("/", "%2F")
     if out.startswith("__"):
         out = "%5F" + out[1:]
@@ -159,35 +189,46 @@ def _pick(fields: dict[str, Any], cls: type) -> dict[str, Any]:
 
 
 @dataclass
-class _Shard:
-    """One shard document of a budget window, as read."""
+class _Slot:
+    """One window in one shard: the in-document half and the out-document half."""
 
-    ref: Any
-    exists: bool = False
-    update_time: Any = None
-    spent: int = 0
-    reserved: int = 0
+    reserved_in: int = 0
     shift: int = 0
     limit: int | None = None
     limit_at: float = 0.0
+    expires_at: float = 0.0
+    released: int = 0
+    spent: int = 0
+    present: bool = False
+
+    @property
+    def reserved(self) -> int:
+        return self.reserved_in - self.released
 
 
-@dataclass
-class _RateShard:
-    """One GCRA bucket of a sharded rate, as read."""
+@dataclass(frozen=True)
+class _Group:
+    """The shards some windows live in: in-documents (reserve) and out-documents (settle)."""
 
-    ref: Any
-    exists: bool = False
-    update_time: Any = None
-    tat: float | None = None
+    ins: tuple[Any, ...]
+    outs: tuple[Any, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.ins)
 
 
-def _window_state(key: str, shards: list[_Shard], limit: int | None = None) -> WindowState:
-    """The sum of a window's shards (limit: given, else the latest stored one, else 0)."""
+def _state(key: str, slots: list[_Slot], limit: int | None = None) -> WindowState:
+    """A window as the sum of its shards (limit: given, else the latest stored, else 0)."""
     if limit is None:
-        stored = [s for s in shards if s.exists and s.limit is not None]
+        stored = [s for s in slots if s.limit is not None]
         limit = max(stored, key=lambda s: s.limit_at).limit if stored else 0
-    return WindowState(key, int(limit or 0), sum(s.spent for s in shards), sum(s.reserved for s in shards))
+    return WindowState(key, int(limit or 0), sum(s.spent for s in slots), max(0, sum(s.reserved for s in slots)))
+
+
+def _rooms(limit: int, slots: list[_Slot]) -> list[int]:
+    allot = _split(limit, len(slots))
+    return [allot[i] + s.shift - s.spent - s.reserved for i, s in enumerate(slots)]
 
 
 def _avail(tat: float | None, now: float, per_minute: int) -> float:
@@ -198,18 +239,45 @@ def _avail(tat: float | None, now: float, per_minute: int) -> float:
     return max(0.0, per_minute - used)
 
 
+def _data(snaps: dict[str, Any], ref: Any) -> dict[str, Any]:
+    snap = snaps.get(ref.path)
+    return (snap.to_dict() or {}) if snap is not None and snap.exists else {}
+
+
+def _unique(refs: list[Any]) -> list[Any]:
+    return list({r.path: r for r in refs}.values())
+
+
+def _change(
+    changes: dict[str, dict[str, list[float]]], path: str, key: str, released: int, spent: int, expires_at: float
+) -> None:
+    """Add to the increments planned for window ``key`` in out-document ``path``."""
+    entry = changes.setdefault(path, {}).setdefault(key, [0, 0, 0.0])
+    entry[0] += released
+    entry[1] += spent
+    entry[2] = max(entry[2], expires_at)
+
+
 class FirestoreStore:
     """The :class:`~shared.store.base.Store` on Cloud Firestore (native mode) or its emulator."""
 
-    def __init__(self, project: str, database: str = "(default)", shards: int = DEFAULT_SHARDS) -> None:
+    def __init__(
+        self,
+        project: str,
+        database: str = "(default)",
+        shards: int = DEFAULT_SHARDS,
+        colocated_prefixes: tuple[str, ...] = COLOCATED_PREFIXES,
+    ) -> None:
         if shards < 1:
             raise ValueError("shards must be at least 1")
         self.project = project
         self.database = database or "(default)"
         self.shards = shards
+        self.colocated_prefixes = tuple(colocated_prefixes)
         self.url = f"firestore://{project}" + ("" if self.database == "(default)" else f"/{self.database}")
         self.round_trips = 0
         self.conflicts = 0
+        self._cursor = random.randrange(shards)
         self._lock = threading.Lock()
         self._client_obj: Any = None
         self._retry_obj: Any = None
@@ -297,38 +365,52 @@ class FirestoreStore:
     def _sub(self, tenant_id: str, collection: str, doc: str) -> Any:
         return self._tenant(tenant_id).collection(collection).document(_doc_id(doc))
 
-    def _window_refs(self, tenant_id: str, key: str) -> list[Any]:
-        col = self._tenant(tenant_id).collection("windows")
-        return [col.document(_doc_id(f"{key}__s{i}")) for i in range(self.shards)]
+    def _tenant_group(self, tenant_id: str) -> _Group:
+        base = self._tenant(tenant_id)
+        return _Group(
+            tuple(base.collection("budget").document(f"s{i}") for i in range(self.shards)),
+            tuple(base.collection("budget_out").document(f"s{i}") for i in range(self.shards)),
+        )
 
-    def _rate_refs(self, tenant_id: str, key: str) -> list[Any]:
-        col = self._tenant(tenant_id).collection("rates")
-        return [col.document(_doc_id(f"{key}__s{i}")) for i in range(self.shards)]
-
-    @staticmethod
-    def _shard(ref: Any, snaps: dict[str, Any]) -> _Shard:
-        snap = snaps.get(ref.path)
-        if snap is None or not snap.exists:
-            return _Shard(ref)
-        d = snap.to_dict() or {}
-        return _Shard(
-            ref,
-            True,
-            snap.update_time,
-            int(d.get("spent", 0)),
-            int(d.get("reserved", 0)),
-            int(d.get("shift", 0)),
-            d.get("limit"),
-            float(d.get("limit_at", 0.0)),
+    def _group(self, tenant_id: str, key: str) -> _Group:
+        """Where a window lives: the tenant's shards (day/month/team), else a document of its own."""
+        if key.startswith(self.colocated_prefixes):
+            return self._tenant_group(tenant_id)
+        base = self._tenant(tenant_id)
+        return _Group(
+            (base.collection("windows").document(_doc_id(key)),),
+            (base.collection("windows_out").document(_doc_id(key)),),
         )
 
     @staticmethod
-    def _rate_shard(ref: Any, snaps: dict[str, Any]) -> _RateShard:
-        snap = snaps.get(ref.path)
-        if snap is None or not snap.exists:
-            return _RateShard(ref)
-        tat = (snap.to_dict() or {}).get("tat")
-        return _RateShard(ref, True, snap.update_time, float(tat) if tat is not None else None)
+    def _slots(snaps: dict[str, Any], group: _Group, key: str) -> list[_Slot]:
+        slots = []
+        for in_ref, out_ref in zip(group.ins, group.outs, strict=True):
+            a = _data(snaps, in_ref).get("w", {}).get(_doc_id(key))
+            b = _data(snaps, out_ref).get("w", {}).get(_doc_id(key))
+            slot = _Slot()
+            if a:
+                slot.present = True
+                slot.reserved_in = int(a.get("reserved", 0))
+                slot.shift = int(a.get("shift", 0))
+                slot.limit = a.get("limit")
+                slot.limit_at = float(a.get("limit_at", 0.0))
+                slot.expires_at = float(a.get("expires_at", 0.0))
+            if b:
+                slot.present = True
+                slot.released = int(b.get("released", 0))
+                slot.spent = int(b.get("spent", 0))
+                slot.expires_at = max(slot.expires_at, float(b.get("expires_at", 0.0)))
+            slots.append(slot)
+        return slots
+
+    @staticmethod
+    def _tats(snaps: dict[str, Any], group: _Group, key: str) -> list[float | None]:
+        out: list[float | None] = []
+        for ref in group.ins:
+            tat = _data(snaps, ref).get("r", {}).get(_doc_id(key), {}).get("tat")
+            out.append(float(tat) if tat is not None else None)
+        return out
 
     # lifecycle ---------------------------------------------------------------------------
     def init(self) -> None:
@@ -429,73 +511,54 @@ class FirestoreStore:
         self, reservation: Reservation, windows: list[WindowLimit], rates: list[RateLimit], now: float
     ) -> ReserveOutcome:
         """Check every window and rate on one snapshot, then hold and charge them in one
-        commit whose preconditions fail if any document written changed since that snapshot."""
+        commit whose preconditions fail if a budget document it writes changed since."""
         tenant_id, amount = reservation.tenant_id, reservation.amount_micros
-        windows = list({w.key: w for w in reversed(windows)}.values())[::-1]  # first of each key
+        windows = list({w.key: w for w in reversed(windows)}.values())[::-1]  # the first of each key
         rates = list({r.key: r for r in reversed(rates)}.values())[::-1]
         res_ref = self._sub(tenant_id, "reservations", reservation.id)
-        window_refs = {w.key: self._window_refs(tenant_id, w.key) for w in windows}
-        rate_refs = {r.key: self._rate_refs(tenant_id, r.key) for r in rates}
-        refs = (
-            [res_ref]
-            + [ref for rs in window_refs.values() for ref in rs]
-            + [ref for rs in rate_refs.values() for ref in rs]
-        )
+        tenant_group = self._tenant_group(tenant_id)
+        groups = {w.key: self._group(tenant_id, w.key) for w in windows}
+        refs = [res_ref] + [ref for g in groups.values() for ref in g.ins + g.outs]
+        refs = _unique(refs + (list(tenant_group.ins) if rates else []))
+        by_path = {ref.path: ref for ref in refs}
+        by_key = {w.key: w for w in windows}
         deadline = time.monotonic() + CONTENTION_DEADLINE_S
         attempt = 0
         while True:
             snaps = self._get_all(refs)
-            shards = {w.key: [self._shard(ref, snaps) for ref in window_refs[w.key]] for w in windows}
-            buckets = {r.key: [self._rate_shard(ref, snaps) for ref in rate_refs[r.key]] for r in rates}
+            slots = {w.key: self._slots(snaps, groups[w.key], w.key) for w in windows}
+            tats = {r.key: self._tats(snaps, tenant_group, r.key) for r in rates}
             if snaps.get(res_ref.path) is not None and snaps[res_ref.path].exists:
-                # an earlier attempt committed but its answer was lost: it is reserved
+                # an earlier attempt committed but its answer was lost: it is reserved already
                 return ReserveOutcome(
-                    windows=[_window_state(w.key, shards[w.key], w.limit_micros) for w in windows],
-                    rate_remaining={r.key: self._rate_total(buckets[r.key], now, r) for r in rates},
+                    windows=[_state(w.key, slots[w.key], w.limit_micros) for w in windows],
+                    rate_remaining={r.key: self._rate_remaining(tats[r.key], now, r) for r in rates},
                 )
             states: list[WindowState] = []
             for w in windows:
-                state = _window_state(w.key, shards[w.key], w.limit_micros)
+                state = _state(w.key, slots[w.key], w.limit_micros)
                 if amount > 0 and state.spent_micros + state.reserved_micros + amount > w.limit_micros:
-                    return ReserveOutcome(
-                        refusal=Refusal("window", w.key, w.limit_micros, state.spent_micros, state.remaining_micros),
-                        windows=[state],
-                    )
+                    return self._window_refusal(state)
                 states.append(state)
-            rate_plans: list[tuple[RateLimit, dict[int, float], int]] = []
             for r in rates:
-                allowed, new_tats, retry_after, remaining = self._plan_rate(r, buckets[r.key], now)
-                if not allowed:
+                retry_after = self._rate_refusal(tats[r.key], now, r)
+                if retry_after is not None:
                     return ReserveOutcome(refusal=Refusal("rate", r.key, r.limit_per_minute, retry_after_s=retry_after))
-                rate_plans.append((r, new_tats, remaining))
+            plan = self._plan(windows, groups, slots, rates, tats, amount, now, tenant_group)
+            if isinstance(plan, str):  # the shards disagree with the total (half-expired documents): refuse
+                return self._window_refusal(next(s for s in states if s.key == plan))
+            wmods, new_tats, holds = plan
+            rmods: dict[str, dict[str, float]] = {}
+            for r in rates:
+                for j, tat in new_tats[r.key].items():
+                    rmods.setdefault(tenant_group.ins[j].path, {})[r.key] = tat
+                    tats[r.key][j] = tat
             batch = self._client().batch()
-            holds: list[dict[str, Any]] = []
-            refused: WindowState | None = None
-            for w, state in zip(windows, states, strict=True):
-                plan = self._plan_window(w, shards[w.key], amount)
-                if plan is None:  # the shards disagree with the total (should not happen): refuse
-                    refused = state
-                    break
-                writes, taken = plan
-                for i, (spent, reserved, shift) in writes.items():
-                    self._write_shard(batch, shards[w.key][i], w, spent, reserved, shift)
-                holds += [{"key": w.key, "shard": i, "micros": m, "expires_at": w.expires_at} for i, m in taken]
-                state.reserved_micros += amount
-            if refused is not None:
-                return ReserveOutcome(
-                    refusal=Refusal(
-                        "window", refused.key, refused.limit_micros, refused.spent_micros, refused.remaining_micros
-                    ),
-                    windows=[refused],
+            wall = time.time()
+            for path in sorted(wmods.keys() | rmods.keys()):
+                self._write_in(
+                    batch, by_path[path], snaps.get(path), wmods.get(path, {}), rmods.get(path, {}), by_key, now, wall
                 )
-            for r, new_tats, _ in rate_plans:
-                for j, tat in new_tats.items():
-                    bucket = buckets[r.key][j]
-                    data = {"tat": tat, "ttl": _ts(tat + GCRA_PERIOD_S)}
-                    if bucket.exists:
-                        batch.update(bucket.ref, data, option=self._lut(bucket.update_time))
-                    else:
-                        batch.create(bucket.ref, data)
             ttl = max([reservation.expires_at] + [w.expires_at for w in windows])
             batch.create(
                 res_ref,
@@ -518,122 +581,230 @@ class FirestoreStore:
                 attempt += 1
                 self._contended(attempt, deadline, "reserve")
                 continue
-            return ReserveOutcome(windows=states, rate_remaining={r.key: rem for r, _, rem in rate_plans})
+            for state in states:
+                state.reserved_micros += max(0, amount)
+            return ReserveOutcome(
+                windows=states, rate_remaining={r.key: self._rate_remaining(tats[r.key], now, r) for r in rates}
+            )
 
-    def _write_shard(self, batch: Any, shard: _Shard, w: WindowLimit, spent: int, reserved: int, shift: int) -> None:
-        data = {
-            "spent": spent,
-            "reserved": reserved,
-            "shift": shift,
-            "limit": w.limit_micros,
-            "limit_at": time.time(),
-            "ttl": _ts(w.expires_at),
-        }
-        if shard.exists:
-            batch.update(shard.ref, data, option=self._lut(shard.update_time))
+    @staticmethod
+    def _window_refusal(state: WindowState) -> ReserveOutcome:
+        return ReserveOutcome(
+            refusal=Refusal("window", state.key, state.limit_micros, state.spent_micros, state.remaining_micros),
+            windows=[state],
+        )
+
+    def _plan(
+        self,
+        windows: list[WindowLimit],
+        groups: dict[str, _Group],
+        slots: dict[str, list[_Slot]],
+        rates: list[RateLimit],
+        tats: dict[str, list[float | None]],
+        amount: int,
+        now: float,
+        tenant_group: _Group,
+    ) -> tuple[dict[str, dict[str, tuple[int, int | None]]], dict[str, dict[int, float]], list[dict[str, Any]]] | str:
+        """Where to hold the amount and charge the rates: (in-document path -> window key ->
+        (micros to add to reserved, new shift or None)), (rate key -> bucket -> new tat), the
+        reservation's holds; or the key of a window whose shards cannot hold it."""
+        wmods: dict[str, dict[str, tuple[int, int | None]]] = {}
+        holds: list[dict[str, Any]] = []
+        new_tats: dict[str, dict[int, float]] = {r.key: {} for r in rates}
+
+        def hold(w: WindowLimit, group: _Group, i: int, micros: int, shift: int | None = None) -> None:
+            doc = wmods.setdefault(group.ins[i].path, {})
+            added, old_shift = doc.get(w.key, (0, None))
+            doc[w.key] = (added + micros, shift if shift is not None else old_shift)
+            if micros > 0:
+                holds.append(
+                    {"key": w.key, "out": group.outs[i].path, "shard": i, "micros": micros, "expires_at": w.expires_at}
+                )
+
+        colocated = [w for w in windows if groups[w.key] == tenant_group]
+        # the usual case: one tenant shard with room for the whole amount in every tenant
+        # window and a bucket that fits the whole cost of every rate
+        n = self.shards
+        candidates = set(range(n))
+        for w in colocated:
+            if amount > 0:
+                rooms = _rooms(w.limit_micros, slots[w.key])
+                candidates &= {i for i in range(n) if rooms[i] >= amount} if min(rooms) >= 0 else set()
+        whole: dict[str, dict[int, float]] = {}
+        for r in rates:
+            if r.cost > 0:
+                whole[r.key] = self._whole_fits(r, tats[r.key], now)
+                candidates &= set(whole[r.key])
+        if candidates:
+            i = self._pick(candidates)
+            for w in colocated:
+                if amount > 0 or not any(s.present for s in slots[w.key]):
+                    hold(w, tenant_group, i, max(0, amount))
+            for r in rates:
+                if r.cost > 0:
+                    new_tats[r.key][i] = whole[r.key][i]
         else:
-            batch.create(shard.ref, data)
+            for w in colocated:
+                if not self._plan_window(w, tenant_group, slots[w.key], amount, hold):
+                    return w.key
+            for r in rates:
+                new_tats[r.key] = self._spread_rate(r, tats[r.key], now)
+        for w in windows:
+            if groups[w.key] != tenant_group and not self._plan_window(w, groups[w.key], slots[w.key], amount, hold):
+                return w.key
+        return wmods, new_tats, holds
 
     def _plan_window(
-        self, w: WindowLimit, shards: list[_Shard], amount: int
-    ) -> tuple[dict[int, tuple[int, int, int]], list[tuple[int, int]]] | None:
-        """Which shards to write (index -> spent, reserved, shift) and where the amount is
-        held (index, micros); None when the shards cannot hold it."""
-        writes: dict[int, tuple[int, int, int]] = {}
+        self, w: WindowLimit, group: _Group, slots: list[_Slot], amount: int, hold: Callable[..., None]
+    ) -> bool:
+        """Hold ``amount`` of window ``w`` in its shards: pay any debt first, then one shard
+        with room for all of it, else spread over the shards with the most room."""
         if amount <= 0:
-            if not any(s.exists for s in shards):  # remember the window and its limit, like the SQL rows
-                writes[0] = (0, 0, 0)
-            return writes, []
-        allot = _split(w.limit_micros, self.shards)
-        shift = [s.shift for s in shards]
-        room = [allot[i] + shift[i] - s.spent - s.reserved for i, s in enumerate(shards)]
+            if not any(s.present for s in slots):  # remember the window and its limit, like the SQL rows
+                hold(w, group, 0, 0)
+            return True
+        n = group.size
+        rooms = _rooms(w.limit_micros, slots)
+        shift = [s.shift for s in slots]
         touched: set[int] = set()
-        # pay every debt first, from the shards with the most room
-        for i in [i for i in range(self.shards) if room[i] < 0]:
-            for j in sorted(range(self.shards), key=lambda k: -room[k]):
-                if room[i] >= 0 or room[j] <= 0:
+        for i in [i for i in range(n) if rooms[i] < 0]:
+            for j in sorted(range(n), key=lambda k: -rooms[k]):
+                if rooms[i] >= 0 or rooms[j] <= 0:
                     break
-                moved = min(room[j], -room[i])
+                moved = min(rooms[j], -rooms[i])
                 shift[j] -= moved
                 shift[i] += moved
-                room[j] -= moved
-                room[i] += moved
+                rooms[j] -= moved
+                rooms[i] += moved
                 touched |= {i, j}
-        if any(r < 0 for r in room):
-            return None
-        taken: list[tuple[int, int]] = []
-        whole = [i for i in range(self.shards) if room[i] >= amount]
-        if whole:
-            i = random.choice(whole)
-            taken.append((i, amount))
+        if any(r < 0 for r in rooms):
+            return False
+        taken: dict[int, int] = {}
+        fitting = [i for i in range(n) if rooms[i] >= amount]
+        if fitting:
+            taken[self._pick(fitting) if n > 1 else fitting[0]] = amount
         else:
             rest = amount
-            for i in sorted(range(self.shards), key=lambda k: -room[k]):
-                if rest <= 0 or room[i] <= 0:
+            for i in sorted(range(n), key=lambda k: -rooms[k]):
+                if rest <= 0 or rooms[i] <= 0:
                     break
-                part = min(room[i], rest)
-                taken.append((i, part))
-                rest -= part
+                taken[i] = min(rooms[i], rest)
+                rest -= taken[i]
             if rest > 0:
-                return None
-        held = dict(taken)
-        for i in touched | set(held):
-            s = shards[i]
-            writes[i] = (s.spent, s.reserved + held.get(i, 0), shift[i])
-        return writes, taken
+                return False
+        for i in sorted(touched | set(taken)):
+            hold(w, group, i, taken.get(i, 0), shift[i] if i in touched else None)
+        return True
 
-    def _plan_rate(
-        self, r: RateLimit, buckets: list[_RateShard], now: float
-    ) -> tuple[bool, dict[int, float], float, int]:
-        """(allowed, new tat per bucket, retry after, units remaining) for one sharded rate."""
+    def _pick(self, indices: Iterable[int]) -> int:
+        """The next of ``indices`` after a per-store rotating cursor: concurrent callers of one
+        instance spread over the shards in turn instead of colliding at random."""
+        with self._lock:
+            start = self._cursor
+            self._cursor = (self._cursor + 1) % self.shards
+        ordered = sorted(indices)
+        return next((i for i in ordered if i >= start), ordered[0])
+
+    def _write_in(
+        self,
+        batch: Any,
+        ref: Any,
+        snap: Any,
+        wmods: dict[str, tuple[int, int | None]],
+        rmods: dict[str, float],
+        by_key: dict[str, WindowLimit],
+        now: float,
+        wall: float,
+    ) -> None:
+        """Rewrite one in-document under its update_time precondition (create if new),
+        pruning expired windows and idle rate buckets."""
+        exists = snap is not None and snap.exists
+        old = (snap.to_dict() or {}) if exists else {}
+        w_keys, r_keys = {_doc_id(k) for k in wmods}, {_doc_id(k) for k in rmods}
+        w_map = {k: v for k, v in old.get("w", {}).items() if float(v.get("expires_at", 0)) >= wall or k in w_keys}
+        idle = min(now, wall) - GCRA_PERIOD_S
+        r_map = {k: v for k, v in old.get("r", {}).items() if float(v.get("tat") or 0) >= idle or k in r_keys}
+        for key, (added, shift) in wmods.items():
+            w = by_key[key]
+            entry = dict(w_map.get(_doc_id(key), {}))
+            entry["reserved"] = int(entry.get("reserved", 0)) + added
+            entry["shift"] = shift if shift is not None else int(entry.get("shift", 0))
+            entry.update(limit=w.limit_micros, limit_at=wall, expires_at=w.expires_at)
+            w_map[_doc_id(key)] = entry
+        for key, tat in rmods.items():
+            r_map[_doc_id(key)] = {"tat": tat}
+        ttl = max(
+            [wall + GCRA_PERIOD_S]
+            + [float(v.get("expires_at", 0)) for v in w_map.values()]
+            + [float(v["tat"]) + GCRA_PERIOD_S for v in r_map.values() if v.get("tat") is not None]
+        )
+        data = {"w": w_map, "r": r_map, "ttl": _ts(ttl)}
+        if exists:
+            batch.update(ref, data, option=self._lut(snap.update_time))
+        else:
+            batch.create(ref, data)
+
+    # sharded GCRA ---------------------------------------------------------------------------
+    def _buckets(self, r: RateLimit) -> tuple[int, list[int], list[int]]:
         per_minute = max(1, r.limit_per_minute)
         parts = _split(per_minute, self.shards)
-        usable = [j for j in range(self.shards) if parts[j] > 0]
+        return per_minute, parts, [j for j in range(self.shards) if parts[j] > 0]
+
+    def _whole_fits(self, r: RateLimit, tats: list[float | None], now: float) -> dict[int, float]:
+        """Buckets that take the whole cost, with their new tat."""
+        _, parts, usable = self._buckets(r)
+        out = {}
+        for j in usable:
+            allowed, tat, _ = gcra(tats[j], now, RateLimit(r.key, parts[j], r.cost))
+            if allowed:
+                out[j] = tat
+        return out
+
+    def _rate_refusal(self, tats: list[float | None], now: float, r: RateLimit) -> float | None:
+        """None when the rate takes ``r.cost`` now, else the retry-after."""
+        per_minute, parts, usable = self._buckets(r)
         if len(usable) == 1:  # exactly one GCRA bucket: the SQL backends' arithmetic
             j = usable[0]
-            bucket_rate = RateLimit(r.key, parts[j], r.cost)
-            allowed, tat, retry_after = gcra(buckets[j].tat, now, bucket_rate)
-            if not allowed:
-                return False, {}, retry_after, 0
-            changed = {j: tat} if r.cost > 0 else {}
-            return True, changed, 0.0, gcra_remaining(tat, now, bucket_rate)
-        if r.cost <= 0:
-            return True, {}, 0.0, self._rate_total(buckets, now, r)
-        tats = [b.tat for b in buckets]
-        whole = [j for j in usable if gcra(tats[j], now, RateLimit(r.key, parts[j], r.cost))[0]]
-        changed: dict[int, float] = {}
-        if whole:
-            j = random.choice(whole)
-            changed[j] = gcra(tats[j], now, RateLimit(r.key, parts[j], r.cost))[1]
-        else:
-            avail = {j: _avail(tats[j], now, parts[j]) for j in usable}
-            total = sum(avail.values())
-            if total + _EPS < r.cost:
-                return False, {}, (r.cost - total) * GCRA_PERIOD_S / per_minute, 0
-            rest = float(r.cost)
-            for j in sorted(usable, key=lambda k: -avail[k]):
-                if rest <= _EPS:
-                    break
-                part = min(avail[j], rest)
-                if part <= 0:
-                    continue
-                start = max(tats[j] if tats[j] is not None else now, now)
-                changed[j] = min(start + part * GCRA_PERIOD_S / parts[j], now + GCRA_PERIOD_S)
-                rest -= part
-        for j, tat in changed.items():
-            tats[j] = tat
-        remaining = sum(_avail(tats[j], now, parts[j]) for j in usable)
-        return True, changed, 0.0, int(remaining + _EPS)
+            allowed, _, retry_after = gcra(tats[j], now, RateLimit(r.key, parts[j], r.cost))
+            return None if allowed else retry_after
+        if r.cost <= 0 or self._whole_fits(r, tats, now):
+            return None
+        total = sum(_avail(tats[j], now, parts[j]) for j in usable)
+        return None if total + _EPS >= r.cost else (r.cost - total) * GCRA_PERIOD_S / per_minute
 
-    def _rate_total(self, buckets: list[_RateShard], now: float, r: RateLimit) -> int:
-        parts = _split(max(1, r.limit_per_minute), self.shards)
-        usable = [j for j in range(self.shards) if parts[j] > 0]
+    def _spread_rate(self, r: RateLimit, tats: list[float | None], now: float) -> dict[int, float]:
+        """New tats charging ``r.cost``: one bucket that takes it all, else spread."""
+        if r.cost <= 0:
+            return {}
+        whole = self._whole_fits(r, tats, now)
+        if whole:
+            j = self._pick(whole)
+            return {j: whole[j]}
+        _, parts, usable = self._buckets(r)
+        avail = {j: _avail(tats[j], now, parts[j]) for j in usable}
+        changed: dict[int, float] = {}
+        rest = float(r.cost)
+        for j in sorted(usable, key=lambda k: -avail[k]):
+            if rest <= _EPS:
+                break
+            part = min(avail[j], rest)
+            if part <= 0:
+                continue
+            tat = tats[j]
+            start = max(tat if tat is not None else now, now)
+            changed[j] = min(start + part * GCRA_PERIOD_S / parts[j], now + GCRA_PERIOD_S)
+            rest -= part
+        return changed
+
+    def _rate_remaining(self, tats: list[float | None], now: float, r: RateLimit) -> int:
+        _, parts, usable = self._buckets(r)
         if len(usable) == 1:
             j = usable[0]
-            tat = buckets[j].tat
+            tat = tats[j]
             return gcra_remaining(tat if tat is not None else now, now, RateLimit(r.key, parts[j], r.cost))
-        return int(sum(_avail(buckets[j].tat, now, parts[j]) for j in usable) + _EPS)
+        return int(sum(_avail(tats[j], now, parts[j]) for j in usable) + _EPS)
 
+    # settle, release, reclaim -----------------------------------------------------------------
     def settle(
         self,
         reservation: Reservation,
@@ -642,22 +813,22 @@ class FirestoreStore:
         audit: list[AuditEvent],
     ) -> list[WindowState]:
         """In one commit: the ledger entry (created only once), the reservation deleted (only
-        if unchanged since read) and its shards moved from reserved to spent by increments."""
-        from google.cloud.firestore import Increment
-
+        if unchanged since read) and increments on its out-documents (released += held,
+        spent += cost)."""
         tenant_id = reservation.tenant_id
         keys = list(dict.fromkeys(reservation.windows))
         res_ref = self._sub(tenant_id, "reservations", reservation.id)
         led_ref = self._sub(tenant_id, "ledger", ledger.id) if ledger is not None else None
-        window_refs = {k: self._window_refs(tenant_id, k) for k in keys}
-        refs = [res_ref] + ([led_ref] if led_ref is not None else []) + [r for rs in window_refs.values() for r in rs]
+        groups = {k: self._group(tenant_id, k) for k in keys}
+        refs = [res_ref] + ([led_ref] if led_ref is not None else [])
+        refs = _unique(refs + [ref for g in groups.values() for ref in g.ins + g.outs])
         deadline = time.monotonic() + CONTENTION_DEADLINE_S
         attempt = 0
         while True:
             snaps = self._get_all(refs)
-            shards = {k: [self._shard(ref, snaps) for ref in window_refs[k]] for k in keys}
+            slots = {k: self._slots(snaps, groups[k], k) for k in keys}
             if led_ref is not None and snaps.get(led_ref.path) is not None and snaps[led_ref.path].exists:
-                return [_window_state(k, shards[k]) for k in keys]  # settled before: a no-op
+                return [_state(k, slots[k]) for k in keys]  # settled before: a no-op
             res_snap = snaps.get(res_ref.path)
             res_exists = res_snap is not None and res_snap.exists
             holds = (res_snap.to_dict() or {}).get("holds", []) if res_exists else []
@@ -666,25 +837,27 @@ class FirestoreStore:
                 batch.create(led_ref, dict(ledger.__dict__))
             if res_exists:
                 batch.delete(res_ref, option=self._lut(res_snap.update_time))
+            changes: dict[str, dict[str, list[float]]] = {}  # out path -> key -> [released, spent, expires_at]
             states: list[WindowState] = []
             for k in keys:
-                state = _window_state(k, shards[k])
-                held = {int(h["shard"]): int(h["micros"]) for h in holds if h.get("key") == k}
-                expiry = max([float(h.get("expires_at", 0)) for h in holds if h.get("key") == k] or [0.0])
-                spend = self._place_cost(state.limit_micros, shards[k], held, cost_micros)
+                group, state = groups[k], _state(k, slots[k])
+                index = {ref.path: i for i, ref in enumerate(group.outs)}
+                mine = [h for h in holds if h.get("key") == k]
+                expiry = max([float(h.get("expires_at", 0)) for h in mine] + [s.expires_at for s in slots[k]])
+                held: dict[int, int] = {}
+                for h in mine:
+                    if h.get("out") in index:
+                        held[index[h["out"]]] = held.get(index[h["out"]], 0) + int(h["micros"])
+                    else:  # held under another shard layout: give it back where it was taken
+                        _change(changes, h["out"], k, int(h["micros"]), 0, expiry)
+                spend = self._place_cost(state.limit_micros, slots[k], held, cost_micros)
                 for i in sorted(set(held) | set(spend)):
-                    data: dict[str, Any] = {}
-                    if spend.get(i):
-                        data["spent"] = Increment(spend[i])
-                    if held.get(i):
-                        data["reserved"] = Increment(-held[i])
-                    if expiry:
-                        data["ttl"] = _ts(expiry)
-                    if data:
-                        batch.set(shards[k][i].ref, data, merge=True)
+                    _change(changes, group.outs[i].path, k, held.get(i, 0), spend.get(i, 0), expiry)
                 state.spent_micros += cost_micros
-                state.reserved_micros = max(0, state.reserved_micros - sum(held.values()))
+                state.reserved_micros = max(0, state.reserved_micros - sum(int(h["micros"]) for h in mine))
                 states.append(state)
+            floor = max([0.0] + [_data(snaps, ref)["ttl"].timestamp() for ref in refs if "ttl" in _data(snaps, ref)])
+            self._write_out(batch, snaps, changes, floor)
             self._audit_writes(batch, audit)
             try:
                 self._commit(batch)
@@ -694,7 +867,45 @@ class FirestoreStore:
                 continue
             return states
 
-    def _place_cost(self, limit: int, shards: list[_Shard], held: dict[int, int], cost: int) -> dict[int, int]:
+    def _write_out(
+        self, batch: Any, snaps: dict[str, Any], changes: dict[str, dict[str, list[float]]], ttl_floor: float | None
+    ) -> None:
+        """Increments on out-documents (no precondition: they commute), pruning the expired
+        windows seen in ``snaps``. The ttl is only written with a snapshot (``ttl_floor``: the
+        latest ttl of the budget documents read), never lowered below what that showed."""
+        from google.cloud.firestore import DELETE_FIELD, Increment
+
+        wall = time.time()
+        for path, entries in changes.items():
+            ref = self._client().document(path)
+            old = _data(snaps, ref).get("w", {})
+            w_map: dict[str, Any] = {}
+            expiries = [wall]
+            for key, (released, spent, expires_at) in entries.items():
+                entry: dict[str, Any] = {}
+                if released:
+                    entry["released"] = Increment(int(released))
+                if spent:
+                    entry["spent"] = Increment(int(spent))
+                if expires_at:
+                    entry["expires_at"] = expires_at
+                    expiries.append(expires_at)
+                if entry:
+                    w_map[_doc_id(key)] = entry
+            written = {_doc_id(k) for k in entries}
+            for key, value in old.items():
+                if key not in written:
+                    if float(value.get("expires_at", 0)) < wall:
+                        w_map[key] = DELETE_FIELD
+                    else:
+                        expiries.append(float(value.get("expires_at", 0)))
+            if w_map:
+                data: dict[str, Any] = {"w": w_map}
+                if ttl_floor is not None:
+                    data["ttl"] = _ts(max(expiries + [ttl_floor]))
+                batch.set(ref, data, merge=True)
+
+    def _place_cost(self, limit: int, slots: list[_Slot], held: dict[int, int], cost: int) -> dict[int, int]:
         """Where to book ``cost``: on the shards that held it, any excess on shards with room
         (what fits nowhere stays as debt on the first held shard, paid by the next reserve)."""
         spend: dict[int, int] = {}
@@ -706,11 +917,8 @@ class FirestoreStore:
                 rest -= part
         if rest <= 0:
             return spend
-        allot = _split(limit, self.shards)
-        room = {
-            i: allot[i] + s.shift - s.spent - s.reserved + held.get(i, 0) - spend.get(i, 0)
-            for i, s in enumerate(shards)
-        }
+        rooms = _rooms(limit, slots)
+        room = {i: rooms[i] + held.get(i, 0) - spend.get(i, 0) for i in range(len(slots))}
         for i in sorted(room, key=lambda k: -room[k]):
             if rest <= 0 or room[i] <= 0:
                 break
@@ -727,10 +935,8 @@ class FirestoreStore:
         self._release(tenant_id, reservation_id, None)
 
     def _release(self, tenant_id: str, reservation_id: str, snap: Any) -> bool:
-        """Delete the reservation (precondition: unchanged) and give back its holds, in one
-        commit. True when this call released it."""
-        from google.cloud.firestore import Increment
-
+        """Delete the reservation (precondition: unchanged since read) and give back its holds,
+        in one commit. True when this call released it."""
         ref = self._sub(tenant_id, "reservations", reservation_id)
         deadline = time.monotonic() + CONTENTION_DEADLINE_S
         attempt = 0
@@ -741,12 +947,10 @@ class FirestoreStore:
                 return False
             batch = self._client().batch()
             batch.delete(ref, option=self._lut(snap.update_time))
+            changes: dict[str, dict[str, list[float]]] = {}
             for h in (snap.to_dict() or {}).get("holds", []):
-                shard = self._window_refs(tenant_id, h["key"])[int(h["shard"])]
-                data: dict[str, Any] = {"reserved": Increment(-int(h["micros"]))}
-                if h.get("expires_at"):
-                    data["ttl"] = _ts(float(h["expires_at"]))
-                batch.set(shard, data, merge=True)
+                _change(changes, h["out"], h["key"], int(h["micros"]), 0, float(h.get("expires_at", 0)))
+            self._write_out(batch, {}, changes, None)
             try:
                 self._commit(batch)
                 return True
@@ -764,9 +968,9 @@ class FirestoreStore:
 
     def get_windows(self, tenant_id: str, keys: list[str]) -> list[WindowState]:
         """The named windows, each the sum of its shards."""
-        refs = {k: self._window_refs(tenant_id, k) for k in dict.fromkeys(keys)}
-        snaps = self._get_all([r for rs in refs.values() for r in rs])
-        return [_window_state(k, [self._shard(ref, snaps) for ref in refs[k]]) for k in keys]
+        groups = {k: self._group(tenant_id, k) for k in dict.fromkeys(keys)}
+        snaps = self._get_all(_unique([ref for g in groups.values() for ref in g.ins + g.outs]))
+        return [_state(k, self._slots(snaps, groups[k], k)) for k in keys]
 
     def claim_marker(self, tenant_id: str, marker: str, expires_at: float) -> bool:
         """True the first time the marker is claimed (a create with exists=False)."""
@@ -914,6 +1118,83 @@ class FirestoreStore:
         """Forget a claim."""
         self._rpc(self._sub(tenant_id, "idempotency", key).delete)
 
+
+    # orchestrated runs and sessions: one document each, versioned under a precondition -------
+    def _versioned_write(self, ref: Any, data: dict[str, Any], expected: int, ttl_at: float) -> bool:
+        """Write ``data`` at version ``expected + 1`` iff the stored version is ``expected``
+        (0: the document must not exist). The version is compared on a read and the write
+        carries that read's update time as its precondition, so a concurrent writer in
+        between makes the commit fail and the comparison is made again."""
+        doc = {"data": json.dumps(data), "ver": expected + 1}
+        if ttl_at:
+            doc["ttl"] = _ts(ttl_at)
+        deadline = time.monotonic() + CONTENTION_DEADLINE_S
+        attempt = 0
+        while True:
+            batch = self._client().batch()
+            if expected == 0:
+                batch.create(ref, doc)
+            else:
+                snap = self._get(ref)
+                if not snap.exists or int((snap.to_dict() or {}).get("ver", 0)) != expected:
+                    return False
+                batch.update(ref, doc, option=self._lut(snap.update_time))
+            try:
+                self._commit(batch)
+                return True
+            except (_Conflict, _Missing):
+                if expected == 0:
+                    return False
+                attempt += 1
+                self._contended(attempt, deadline, "versioned write")
+
+    def put_run(self, run: RunRecord) -> None:
+        """Store a new run at version 1 (KeyError when the id exists)."""
+        run.version = 1
+        if not self._versioned_write(self._sub(run.tenant_id, "runs", run.id), dict(run.__dict__), 0, run.expires_at):
+            raise KeyError(run.id)
+
+    def get_run(self, tenant_id: str, run_id: str) -> RunRecord | None:
+        """The tenant's run, or None."""
+        snap = self._get(self._sub(tenant_id, "runs", run_id))
+        return RunRecord(**json.loads(snap.to_dict()["data"])) if snap.exists else None
+
+    def update_run(self, run: RunRecord, expected_version: int) -> bool:
+        """Replace the run iff its stored version is ``expected_version``."""
+        if expected_version < 1:
+            return False
+        data = {**run.__dict__, "version": expected_version + 1, "updated_at": now_iso()}
+        if not self._versioned_write(self._sub(run.tenant_id, "runs", run.id), data, expected_version,
+                                     run.expires_at):
+            return False
+        run.version, run.updated_at = expected_version + 1, data["updated_at"]
+        return True
+
+    def release_run_reservations(self, tenant_id: str, run_id: str) -> int:
+        """Release the tenant's reservations whose windows include ``run:<run_id>``."""
+        from google.cloud.firestore import FieldFilter
+
+        col = self._tenant(tenant_id).collection("reservations")
+        snaps = self._query(col.where(filter=FieldFilter("windows", "array_contains", f"run:{run_id}")))
+        return sum(self._release(tenant_id, snap.id, snap) for snap in snaps)
+
+    def get_session(self, tenant_id: str, session_id: str) -> SessionRecord | None:
+        """The tenant's session, or None."""
+        snap = self._get(self._sub(tenant_id, "sessions", session_id))
+        return SessionRecord(**json.loads(snap.to_dict()["data"])) if snap.exists else None
+
+    def put_session(self, session: SessionRecord, expected_version: int) -> bool:
+        """Write the session iff its stored version is ``expected_version`` (0: create)."""
+        data = {**session.__dict__, "version": expected_version + 1, "updated_at": now_iso()}
+        if not self._versioned_write(self._sub(session.tenant_id, "sessions", session.id), data, expected_version,
+                                     session.expires_at):
+            return False
+        session.version, session.updated_at = expected_version + 1, data["updated_at"]
+        return True
+
+    def delete_session(self, tenant_id: str, session_id: str) -> None:
+        """Forget the session."""
+        self._rpc(self._sub(tenant_id, "sessions", session_id).delete)
 
 def _is_backend_error(exc: BaseException) -> bool:
     """True for errors of the Google client stack (API, transport, auth)."""

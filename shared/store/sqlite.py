@@ -100,6 +100,7 @@ class SQLiteStore:
         self.path = path
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
+        self.round_trips = 0  # transactions and reads, for the budget benchmark
 
     # connection -------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -122,6 +123,7 @@ class SQLiteStore:
         """A ``BEGIN IMMEDIATE`` transaction: the write lock is taken before any read."""
         with self._lock:
             conn = self._connect()
+            self.round_trips += 1
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -135,6 +137,7 @@ class SQLiteStore:
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
+            self.round_trips += 1
             try:
                 cur = self._connect().execute(sql, args)
                 return list(cur.fetchall())

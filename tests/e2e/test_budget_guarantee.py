@@ -13,11 +13,11 @@ import httpx
 import pytest
 
 from shared.budget import day_key, month_key
+from shared.catalog import load_catalog
+from shared.config import Settings
 from shared.pricing import micros
 from shared.store import open_store
 from shared.tenants import TenantAdmin
-from shared.config import Settings
-from shared.catalog import load_catalog
 from tests.e2e.servers import ServeProcess, server_env
 from tests.fakes.messages_api import FakeMessagesServer, FakeState
 

@@ -99,9 +99,10 @@ def test_a_window_is_summed_over_shards(store):
     assert not store.reserve(res(t.id, 1, ["day:d"]), win, [], time.time()).ok
     store.release(t.id, spread.id)
     assert store.get_windows(t.id, ["day:d"])[0].reserved_micros == 800
-    docs = list(store._tenant(t.id).collection("windows").stream())
-    assert sorted(d.id for d in docs) == [f"day:d__s{i}" for i in range(8)]
-    assert all(isinstance(d.to_dict()["ttl"], datetime) for d in docs)
+    # the day window lives in the tenant's eight budget documents, every one holding part of it
+    docs = list(store._tenant(t.id).collection("budget").stream())
+    assert sorted(d.id for d in docs) == [f"s{i}" for i in range(8)]
+    assert all(d.to_dict()["w"]["day:d"]["reserved"] >= 100 for d in docs)
 
 
 def test_concurrent_reservations_spanning_shards_never_overspend(store):
@@ -126,18 +127,31 @@ def test_concurrent_reservations_across_three_windows_are_all_or_nothing(store):
 def test_settle_over_the_held_amount_is_paid_back_before_new_reservations(store):
     t = tenant(store)
     win = [WindowLimit("day:d", 1000, FAR)]
-    r = res(t.id, 100, ["day:d"])
-    assert store.reserve(r, win, [], time.time()).ok
-    # the call cost 600, far more than the 125 its shard owns: the shard is in debt
-    assert (store.settle(r, 600, entry(r, 600), [])[0].spent_micros) == 600
-    refused = store.reserve(res(t.id, 401, ["day:d"]), win, [], time.time())
-    assert not refused.ok and refused.refusal.remaining_micros == 400
-    assert store.reserve(res(t.id, 400, ["day:d"]), win, [], time.time()).ok
+    a, b = res(t.id, 500, ["day:d"]), res(t.id, 500, ["day:d"])
+    assert store.reserve(a, win, [], time.time()).ok and store.reserve(b, win, [], time.time()).ok
+    # a cost 200 more than it held while every shard was full: a shard is left in debt
+    assert store.settle(a, 700, entry(a, 700), [])[0].spent_micros == 700
+    store.release(t.id, b.id)
+    # 300 is left in total, though the free shards hold 500: the debt is paid first
+    refused = store.reserve(res(t.id, 301, ["day:d"]), win, [], time.time())
+    assert not refused.ok and refused.refusal.remaining_micros == 300
+    assert store.reserve(res(t.id, 300, ["day:d"]), win, [], time.time()).ok
     assert not store.reserve(res(t.id, 1, ["day:d"]), win, [], time.time()).ok
     state = store.get_windows(t.id, ["day:d"])[0]
-    assert (state.spent_micros, state.reserved_micros) == (600, 400)
-    shifts = [d.to_dict().get("shift", 0) for d in store._tenant(t.id).collection("windows").stream()]
-    assert sum(shifts) == 0
+    assert (state.spent_micros, state.reserved_micros) == (700, 300)
+    shifts = [d.to_dict()["w"]["day:d"].get("shift", 0) for d in store._tenant(t.id).collection("budget").stream()]
+    assert sum(shifts) == 0 and any(shifts)
+
+
+def test_settle_over_the_held_amount_uses_free_shards_first(store):
+    t = tenant(store)
+    win = [WindowLimit("day:d", 1000, FAR)]
+    r = res(t.id, 100, ["day:d"])
+    assert store.reserve(r, win, [], time.time()).ok
+    assert store.settle(r, 600, entry(r, 600), [])[0].spent_micros == 600
+    assert not store.reserve(res(t.id, 401, ["day:d"]), win, [], time.time()).ok
+    assert store.reserve(res(t.id, 400, ["day:d"]), win, [], time.time()).ok
+    assert store.get_windows(t.id, ["day:d"])[0].remaining_micros == 0
 
 
 def test_a_lowered_limit_is_honoured(store):
@@ -239,15 +253,31 @@ def test_a_rate_cost_larger_than_one_bucket_is_spread(store):
 # layout, keys, TTLs -------------------------------------------------------------------------------
 def test_ttl_fields_and_awkward_keys(store):
     t = tenant(store)
-    key = "team:a/b:__x__"
-    assert store.reserve(res(t.id, 10, [key]), [WindowLimit(key, 100, FAR)], [], time.time()).ok
-    assert store.get_windows(t.id, [key])[0].reserved_micros == 10
+    keys = ["team:a/b:__x__", "run:a/b.c`d", "__odd__"]
+    wins = [WindowLimit(k, 100, FAR) for k in keys]
+    r = res(t.id, 10, keys)
+    assert store.reserve(r, wins, [RateLimit("tpm", 1000, 10)], time.time()).ok
+    assert [w.reserved_micros for w in store.get_windows(t.id, keys)] == [10, 10, 10]
+    store.settle(r, 7, entry(r, 7), [])
+    assert [w.spent_micros for w in store.get_windows(t.id, keys)] == [7, 7, 7]
     assert store.claim_marker(t.id, "alert/day", FAR)
     assert store.claim_idempotency(t.id, IdempotencyRecord("k/1", "h", FAR), time.time()) is None
+    store.reserve(res(t.id, 5, keys), wins, [], time.time())
     base = store._tenant(t.id)
-    for collection in ("windows", "reservations", "markers", "idempotency"):
+    # run:... and other windows have a document of their own; day/month/team share the tenant's
+    assert sorted(d.id for d in base.collection("windows").stream()) == ["%5F_odd__", "run:a%2Fb.c`d"]
+    for collection in ("budget", "budget_out", "windows", "windows_out", "reservations", "markers", "idempotency"):
         docs = list(base.collection(collection).stream())
         assert docs and all(isinstance(d.to_dict()["ttl"], datetime) for d in docs), collection
+
+
+def test_concurrent_reservations_in_a_run_window(store):
+    # a run window is one document of its own, next to the tenant's sharded day window
+    t = tenant(store)
+    wins = [WindowLimit("day:d", 100_000, FAR), WindowLimit("run:r1", 550, FAR)]
+    oks = race(20, lambda: store.reserve(res(t.id, 100, ["day:d", "run:r1"]), wins, [], time.time()).ok)
+    assert oks.count(True) == 5
+    assert [w.reserved_micros for w in store.get_windows(t.id, ["day:d", "run:r1"])] == [500, 500]
 
 
 def test_importing_the_store_package_does_not_load_google_cloud():

@@ -11,7 +11,7 @@ the server's catalog (``multiagent export sdk-types``) and importable from here 
 ``multiagent_sdk.types``.
 """
 
-from . import _generated as types
+from . import types
 from ._base import RequestOptions, RetryPolicy
 from ._client import AsyncMultiAgentFramework, MultiAgentFramework
 from ._exceptions import (
@@ -36,8 +36,18 @@ from ._exceptions import (
     ValidationError,
 )
 from ._generated import OPERATIONS, TEAM_NAMES, AsyncTeams, TeamName, Teams
-from ._models import AuditEvent, AuditPage, DynamicOutput, OperationInfo, OutputModel, RawResponse, Run, TeamInfo
-from ._models import Usage, UsageReport
+from ._models import (
+    AuditEvent,
+    AuditPage,
+    DynamicOutput,
+    OperationInfo,
+    OutputModel,
+    RawResponse,
+    Run,
+    TeamInfo,
+    Usage,
+    UsageReport,
+)
 from ._resources import AsyncTeam, SyncTeam
 from ._version import __version__
 

@@ -17,7 +17,8 @@ from ._models import AuditPage, Run, UsageReport
 __all__ = ["AsyncMultiAgentFramework", "MultiAgentFramework"]
 
 
-def _run_body(task: str, teams: Sequence[str] | None, max_usd: float | None, deadline_s: float | None) -> dict[str, Any]:
+def _run_body(task: str, teams: Sequence[str] | None, max_usd: float | None,
+              deadline_s: float | None) -> dict[str, Any]:
     body: dict[str, Any] = {"task": task}
     for key, value in (("teams", list(teams) if teams is not None else None), ("max_usd", max_usd),
                        ("deadline_s", deadline_s)):

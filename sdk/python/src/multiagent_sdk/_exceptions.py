@@ -105,7 +105,9 @@ class APIError(MultiAgentError):
         self.type: str = str(problem.get("type") or "about:blank")
         self.title: str = str(problem.get("title") or response.reason_phrase or "error")
         self.detail: str = str(problem.get("detail") or "")
-        message = f"{self.status_code} {self.title}: {self.detail}" if self.detail else f"{self.status_code} {self.title}"
+        message = f"{self.status_code} {self.title}"
+        if self.detail:
+            message += f": {self.detail}"
         if self.request_id:
             message += f" (request id {self.request_id})"
         super().__init__(message)

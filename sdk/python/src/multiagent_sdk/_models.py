@@ -84,7 +84,7 @@ class RawResponse:
     @property
     def replayed(self) -> bool:
         """True when the answer is the stored result of an earlier call with the same Idempotency-Key."""
-        return self.headers.get("idempotent-replayed") == "true"
+        return bool(self.headers.get("idempotent-replayed") == "true")
 
     @property
     def budget_remaining_usd(self) -> float | None:

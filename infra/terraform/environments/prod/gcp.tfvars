@@ -1,0 +1,24 @@
+# Google Cloud, prod. Passed by scripts/deploy.sh prod gcp as -var-file; project and image
+# come from the command line (GOOGLE_CLOUD_PROJECT, the pushed image digest).
+environment = "prod"
+region      = "us-central1"
+
+functions = {
+  min_instances = 0
+  max_instances = 100
+  concurrency   = 40
+  timeout_s     = 150
+  memory        = "1Gi"
+  cpu           = "1"
+}
+
+gateway = {
+  min_instances = 1
+  max_instances = 100
+}
+
+store = {
+  location              = "nam5"
+  delete_protection     = true
+  backup_retention_days = 98
+}

@@ -1,0 +1,153 @@
+"""The MCP server with the real ``mcp`` client, over stdio (``multiagent mcp``) and over
+streamable HTTP (``functions/mcp/main.py``'s stateless app), against a live gateway on the
+fake Messages API: tools listed from the catalog, a successful call, a call refused by
+budget, invalid arguments.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import httpx2
+import pytest
+from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+
+from shared.catalog import load_catalog
+from tests.e2e.live_server import REPO_ROOT, LiveServer, Tenant, free_port, live_server_fixture
+
+pytestmark = pytest.mark.e2e
+
+UNLIMITED = ("--rpm", "100000", "--tpm", "1000000000")
+server = live_server_fixture(fake_model=True, tenant_args=UNLIMITED)
+
+
+@pytest.fixture(scope="module")
+def poor(server: LiveServer) -> Tenant:
+    return server.create_tenant("mcp-poor", "--daily-usd", "0.0001")
+
+
+@asynccontextmanager
+async def stdio_session(server: LiveServer, *args: str,
+                        env: dict[str, str] | None = None) -> AsyncIterator[ClientSession]:
+    params = StdioServerParameters(command=sys.executable, args=["-m", "shared.cli", "mcp", *args],
+                                   env={**server.env, **(env or {})}, cwd=str(REPO_ROOT))
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        yield session
+
+
+@pytest.fixture(scope="module")
+def mcp_http(server: LiveServer) -> Iterator[str]:
+    """``python -m functions.mcp.main --http PORT``: the function's app, keys from the MCP client."""
+    port = free_port()
+    env = {k: v for k, v in server.env.items() if k != "MULTIAGENT_API_KEY"}
+    env["MULTIAGENT_API_URL"] = server.url
+    proc = subprocess.Popen([sys.executable, "-m", "functions.mcp.main", "--http", str(port)], cwd=REPO_ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError("the MCP HTTP app did not start")
+        yield url + "/mcp"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@asynccontextmanager
+async def http_session(url: str, key: str | None) -> AsyncIterator[ClientSession]:
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    async with httpx2.AsyncClient(headers=headers, timeout=60) as client:
+        async with streamable_http_client(url, http_client=client) as (read, write), \
+                ClientSession(read, write) as session:
+            await session.initialize()
+            yield session
+
+
+def _text(result: Any) -> str:
+    return "\n".join(getattr(block, "text", "") for block in result.content)
+
+
+# --- stdio (Claude Desktop) ---------------------------------------------------------------------------------------
+
+
+async def test_stdio_lists_filtered_tools_and_calls_one(server: LiveServer) -> None:
+    async with stdio_session(server, "--api-url", server.url, "--api-key", server.api_key,
+                             "--teams", "finance,marketing") as session:
+        # when the client lists the tools
+        tools = {t.name: t for t in (await session.list_tools()).tools}
+        # then there is one per operation of the selected teams, with its input schema, plus list_teams
+        catalog = load_catalog()
+        expected = {"list_teams"} | {f"{t.replace('-', '_')}_{op.name}" for t in ("finance", "marketing")
+                                     for op in catalog.team(t).operations}
+        assert set(tools) == expected
+        schema = tools["finance_analyze_investment"].input_schema
+        assert schema["required"] == ["risk_tolerance", "amount"]
+        assert schema["properties"]["risk_tolerance"]["enum"] == ["low", "medium", "high"]
+
+        # and a call goes through the gateway with the key and returns the typed output
+        result = await session.call_tool("finance_analyze_investment", {"risk_tolerance": "medium", "amount": 100000})
+        assert not result.is_error, _text(result)
+        assert result.structured_content is not None and result.structured_content["allocation"]
+        assert "finance/analyze_investment" in _text(result) and "$" in _text(result)
+
+        teams = await session.call_tool("list_teams", {})
+        assert not teams.is_error
+        assert {t["name"] for t in teams.structured_content["teams"]} == {"finance", "marketing"}
+
+
+async def test_stdio_invalid_arguments_and_budget_refusal(server: LiveServer, poor: Tenant) -> None:
+    async with stdio_session(server, "--api-url", server.url, "--api-key", server.api_key) as session:
+        invalid = await session.call_tool("finance_analyze_investment", {"risk_tolerance": "reckless"})
+        assert invalid.is_error
+        assert "422" in _text(invalid) and "risk_tolerance" in _text(invalid) and "amount" in _text(invalid)
+        unknown = await session.call_tool("no_such_tool", {})
+        assert unknown.is_error and "list_teams" in _text(unknown)
+
+    # the key and URL from the environment (MULTIAGENT_API_URL / MULTIAGENT_API_KEY), no flags
+    async with stdio_session(server, env={"MULTIAGENT_API_URL": server.url,
+                                          "MULTIAGENT_API_KEY": poor.api_key}) as session:
+        refused = await session.call_tool("legal_ask", {"question": "Is this enforceable?"})
+        assert refused.is_error
+        text = _text(refused)
+        assert "402" in text and "Budget exceeded" in text and "resets at" in text
+
+
+# --- streamable HTTP (the function) -------------------------------------------------------------------------------
+
+
+async def test_http_lists_every_operation_and_calls_one(server: LiveServer, mcp_http: str) -> None:
+    async with http_session(mcp_http, server.api_key) as session:
+        tools = (await session.list_tools()).tools
+        assert len(tools) == 1 + sum(len(t.operations) for t in load_catalog())
+        result = await session.call_tool("marketing_analyze_campaign", {"target": "developers", "budget": 5000})
+        assert not result.is_error, _text(result)
+        output_model = load_catalog().team("marketing").operation("analyze_campaign").output
+        output_model.model_validate(result.structured_content)
+
+
+async def test_http_budget_refusal_invalid_arguments_and_missing_key(server: LiveServer, poor: Tenant,
+                                                                     mcp_http: str) -> None:
+    # the MCP client's own key decides the tenant: the poor tenant is refused by its budget
+    async with http_session(mcp_http, poor.api_key) as session:
+        refused = await session.call_tool("finance_ask", {"question": "How much can I spend?"})
+        assert refused.is_error and "402" in _text(refused) and "budget" in _text(refused).lower()
+    async with http_session(mcp_http, server.api_key) as session:
+        invalid = await session.call_tool("marketing_analyze_campaign", {"target": "x", "budget": "lots"})
+        assert invalid.is_error and "422" in _text(invalid) and "budget" in _text(invalid)
+    async with http_session(mcp_http, None) as session:
+        anonymous = await session.call_tool("finance_ask", {"question": "hi"})
+        assert anonymous.is_error and "401" in _text(anonymous)

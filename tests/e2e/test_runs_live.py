@@ -1,0 +1,201 @@
+"""Orchestrated runs on real ``multiagent serve`` processes and the fake Messages API:
+streaming seen by a real SSE client, a run surviving the SIGKILL of the instance that
+started it, and a team served by its own function reached over HTTP with a signed envelope."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from httpx_sse import connect_sse
+
+from shared.store import open_store
+from tests.e2e.live_server import REPO_ROOT, LiveServer, _wait_ready, free_port, start_live_server
+from tests.fakes.messages_api import max_overlap
+
+pytestmark = pytest.mark.e2e
+
+THREE = ["marketing", "finance", "legal"]
+
+
+def serve_next_to(first: LiveServer, name: str, **env: str) -> LiveServer:
+    """Another ``multiagent serve`` on the same store and fake model (optionally other env)."""
+    port = free_port()
+    log_path = first.workdir / f"{name}.log"
+    full_env = {**first.env, **env}
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "serve", "--port", str(port)], cwd=REPO_ROOT,
+                                env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    server = LiveServer(url=f"http://127.0.0.1:{port}", env=full_env, workdir=first.workdir, proc=proc,
+                        log_path=log_path, tenant=first.tenant)
+    try:
+        _wait_ready(server, 40)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def events_of(url: str, path: str, body: dict, headers: dict) -> list:
+    with httpx.Client(timeout=60) as client, connect_sse(client, "POST", url + path, json=body,
+                                                         headers=headers) as source:
+        assert source.response.status_code == 200
+        assert source.response.headers["content-type"].startswith("text/event-stream")
+        return [(e.event, json.loads(e.data)) for e in source.iter_sse()]
+
+
+def run_ledger(server: LiveServer, run_id: str) -> list:
+    store = open_store(server.env["MULTIAGENT_STORE"])
+    try:
+        return [e for e in store.list_ledger(server.tenant.tenant_id) if e.run_id == run_id]
+    finally:
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[LiveServer]:
+    live = start_live_server(tmp_path_factory.mktemp("runs-live"), fake_model=True)
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+def test_sse_of_an_operation_ends_with_the_same_body_as_json(server: LiveServer):
+    server.fake.reset()
+    invest = {"risk_tolerance": "low", "amount": 1000}
+    events = events_of(server.url, "/v1/teams/finance/analyze_investment", invest,
+                       {**server.auth(), "accept": "text/event-stream"})
+    names = [name for name, _ in events]
+    # step.started, one model.delta + usage per model turn, step.completed, done
+    assert names[0] == "step.started" and names[-2:] == ["step.completed", "done"]
+    assert names.count("model.delta") == names.count("usage") == 2  # a text turn, then the forced submit
+    done = events[-1][1]
+    plain = httpx.post(server.url + "/v1/teams/finance/analyze_investment", json=invest, headers=server.auth(),
+                       timeout=60).json()
+    assert set(done) == set(plain) and done["team"] == "finance" and done["output"].keys() == plain["output"].keys()
+    assert events[-2][1]["output"] == done["output"] and events[-3][1]["cost_usd"] == done["usage"]["cost_usd"]
+
+    # a problem after the stream started is an `error` event carrying the problem+json
+    poor = server.create_tenant("poor", "--daily-usd", "0.0001")
+    events = events_of(server.url, "/v1/teams/finance/ask", {"question": "q"},
+                       {**server.auth(poor.api_key), "accept": "text/event-stream"})
+    assert [n for n, _ in events] == ["step.started", "error"]
+    assert events[-1][1]["type"] == "/problems/budget-exceeded" and events[-1][1]["status"] == 402
+
+
+def test_sse_of_a_run_over_three_teams_in_parallel(server: LiveServer):
+    server.fake.reset()
+    server.fake.set_default_delay(0.4)
+    events = events_of(server.url, "/v1/runs", {"task": "Launch a budgeting app in Germany", "teams": THREE},
+                       {**server.auth(), "accept": "text/event-stream"})
+    server.fake.set_default_delay(0.0)
+    names = [n for n, _ in events]
+    assert names[-1] == "done" and "error" not in names
+    started = [d for n, d in events if n == "step.started"]
+    completed = [d for n, d in events if n == "step.completed"]
+    assert sorted(d["team"] for d in started) == sorted(THREE) == sorted(d["team"] for d in completed)
+    # all three steps started before the first one completed: they ran in parallel...
+    assert names.index("step.completed") > max(i for i, n in enumerate(names) if n == "step.started")
+    assert {"model.delta", "usage"} <= set(names)
+    # ...which the model's side saw too (the fake's log of a separate process)
+    log = server.fake.log()
+    steps = [e for e in log if not (e["body"].get("system") or "").startswith(("You plan", "You write"))]
+    assert len(steps) == 3 and max_overlap(steps) == 3
+    # the final event is the run's body, the same GET returns, and its usage is the ledger's
+    done = events[-1][1]
+    assert done["status"] == "succeeded" and done["answer"]
+    got = httpx.get(f"{server.url}/v1/runs/{done['id']}", headers=server.auth(), timeout=10).json()
+    assert got == done
+    ledger = run_ledger(server, done["id"])
+    assert len(ledger) == len(log)
+    assert done["usage"]["cost_usd"] == pytest.approx(sum(e.cost_micros for e in ledger) / 1e6)
+    assert done["usage"]["input_tokens"] == sum(e.input_tokens for e in ledger)
+
+
+def test_async_run_survives_the_sigkill_of_its_instance(tmp_path: Path):
+    # given two instances on one store, with short leases
+    first = start_live_server(tmp_path / "a", fake_model=True, env={"MULTIAGENT_RUN_LEASE_S": "1.5"})
+    second = serve_next_to(first, "b")
+    try:
+        first.fake.set_default_delay(3.0)
+        # when a long run starts on the first one
+        resp = httpx.post(first.url + "/v1/runs", json={"task": "Assess a market entry", "teams": THREE},
+                          headers={**first.auth(), "prefer": "respond-async"}, timeout=30)
+        assert resp.status_code == 202, resp.text
+        run_id, location = resp.json()["id"], resp.headers["location"]
+        deadline = time.monotonic() + 30
+        while sum(1 for e in first.fake.log() if e["finished_at"] is None) < 3:  # the three steps are at the model
+            assert time.monotonic() < deadline, first.log_tail()
+            time.sleep(0.05)
+        # and that instance is killed mid-run
+        first.proc.kill()
+        first.proc.wait(10)
+        store = open_store(first.env["MULTIAGENT_STORE"])
+        run_key = f"run:{run_id}"
+        assert store.get_windows(first.tenant.tenant_id, [run_key])[0].reserved_micros > 0  # held by the dead one
+        first.fake.set_default_delay(0.1)
+        # then the other instance reads it, takes it over once its lease lapsed, and finishes it
+        deadline = time.monotonic() + 40
+        while True:
+            body = httpx.get(second.url + location, headers=first.auth(), timeout=10).json()
+            if body["status"] in ("succeeded", "failed", "cancelled"):
+                break
+            assert time.monotonic() < deadline, (body, second.log_tail())
+            time.sleep(0.25)
+        assert body["status"] == "succeeded" and body["answer"], body
+        assert all(s["status"] == "succeeded" for s in body["steps"])
+        # and no reservation leaked: not in the run's window, not in the tenant's day or month
+        from shared.budget import day_key, month_key
+
+        now = time.time()
+        windows = store.get_windows(first.tenant.tenant_id, [run_key, day_key(now), month_key(now)])
+        assert [w.reserved_micros for w in windows] == [0, 0, 0]
+        # and the run's usage is what the ledger charged for it (the dead instance's settled calls included)
+        ledger = [e for e in store.list_ledger(first.tenant.tenant_id) if e.run_id == run_id]
+        assert body["usage"]["cost_usd"] == pytest.approx(sum(e.cost_micros for e in ledger) / 1e6)
+        assert windows[0].spent_micros == sum(e.cost_micros for e in ledger)
+        store.close()
+    finally:
+        second.stop()
+        first.stop()
+
+
+def test_a_team_in_its_own_function_is_reached_with_a_signed_envelope(tmp_path: Path):
+    key = {"MULTIAGENT_INTERNAL_SIGNING_KEY": "k1:e2e-signing-secret-0123456789"}
+    # the legal team's own function, and a gateway that routes legal to it (one store, one fake model)
+    legal = start_live_server(tmp_path / "legal", fake_model=True, env={**key, "MULTIAGENT_TEAM": "legal"})
+    gateway = legal  # tenant, store and fake are shared
+    routed = serve_next_to(legal, "gateway", MULTIAGENT_TEAM="", MULTIAGENT_TEAM_URLS=json.dumps({"legal": legal.url}))
+    try:
+        resp = httpx.post(routed.url + "/v1/runs", json={"task": "Is our launch compliant?",
+                                                         "teams": ["finance", "legal"]},
+                          headers=gateway.auth(), timeout=60)
+        body = resp.json()
+        assert resp.status_code == 200 and body["status"] == "succeeded", body
+        assert {s["team"]: s["status"] for s in body["steps"]} == {"finance": "succeeded", "legal": "succeeded"}
+        # legal's model call was made by the legal function, under the run's envelope
+        ledger = run_ledger(gateway, body["id"])
+        assert {e.team for e in ledger} >= {"orchestrator", "finance", "legal"}
+        assert body["usage"]["cost_usd"] == pytest.approx(sum(e.cost_micros for e in ledger) / 1e6)
+        # a forged envelope sent straight to the team's function is refused
+        forged = "v1.k1.e30.AAAA"
+        refused = httpx.post(legal.url + "/v1/teams/legal/ask", json={"question": "q"},
+                             headers={"x-multiagent-envelope": forged}, timeout=10)
+        assert refused.status_code == 403 and refused.json()["type"] == "/problems/forbidden"
+        # and the step really crossed HTTP: with the legal function gone, it fails in place
+        legal.proc.terminate()
+        legal.proc.wait(10)
+        body = httpx.post(routed.url + "/v1/runs", json={"task": "Is it compliant?", "teams": ["legal"]},
+                          headers=gateway.auth(), timeout=60).json()
+        (step,) = body["steps"]
+        assert step["status"] == "failed" and step["error"]["status"] == 503 and body["answer"]
+    finally:
+        routed.stop()
+        legal.stop()
