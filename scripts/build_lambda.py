@@ -58,6 +58,16 @@ def deps_key(reqs: list[str]) -> str:
     return h.hexdigest()[:16]
 
 
+def sources_hash() -> str:
+    """A hash of our packages' files (what the zip adds to the dependency folder)."""
+    h = hashlib.sha256()
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                h.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def strip(tree: Path) -> None:
     """Remove tests, caches, stubs and sources of extensions from an installed tree."""
     for path in sorted(tree.rglob("*"), key=lambda p: len(p.parts), reverse=True):
@@ -153,12 +163,20 @@ def main(argv: list[str] | None = None) -> int:
         install_deps(reqs, deps)
     else:
         print(f"build_lambda: reusing {deps.name}", file=sys.stderr)
-    stage = work / "src"
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir()
-    copy_packages(stage)
-    size, files = write_zip([deps, stage], out)
-    print(f"ZIP {out} {size} {files}")
+    stamp = out.with_name(out.name + ".inputs")
+    inputs = f"{deps.name} {sources_hash()}"
+    if out.exists() and stamp.exists() and stamp.read_text() == inputs:
+        print(f"build_lambda: {out.name} is up to date", file=sys.stderr)
+    else:
+        stage = work / "src"
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir()
+        copy_packages(stage)
+        write_zip([deps, stage], out)
+        stamp.write_text(inputs)
+    with zipfile.ZipFile(out) as zf:
+        files = len(zf.namelist())
+    print(f"ZIP {out} {out.stat().st_size} {files}")
     return 0
 
 

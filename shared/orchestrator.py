@@ -192,7 +192,8 @@ def planner_system(catalog: Catalog, teams: list[str], required: list[str] | Non
     return "\n".join(lines)
 
 
-def _ask_step(sid: str, team: str, task: str, purpose: str, depends_on: list[str], note: str | None) -> dict:
+def _ask_step(sid: str, team: str, task: str, purpose: str, depends_on: list[str],
+              note: str | None) -> dict[str, Any]:
     question = task if not purpose else f"{task}\n\nYour part of this task: {purpose}"
     return {"id": sid, "team": team, "operation": "ask", "input": {"question": question[:19_000]},
             "depends_on": depends_on, "note": note}
@@ -292,7 +293,7 @@ def resolve_input(step: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> dic
             return {k: fill(v) for k, v in value.items()}
         return value
 
-    payload = fill(dict(step.get("input") or {}))
+    payload: dict[str, Any] = fill(dict(step.get("input") or {}))
     deps = [by_id[d] for d in step.get("depends_on") or [] if d in by_id]
     if step.get("operation") == "ask" and deps and isinstance(payload.get("question"), str):
         context = "\n\n".join(f"[{d['id']}] {d['team']}/{d['operation']}: {result_text(d)}" for d in deps)
@@ -379,7 +380,7 @@ class RunExecutor:
         """What is left of the run's budget (settled and reserved spend deducted)."""
         key = run_window_key(self.run.id)
         (state,) = await _store(self.deps.store.get_windows, self.tenant.id, [key])
-        return max(0, int(self.run.data["budget_micros"]) - state.spent_micros - state.reserved_micros)
+        return max(0, int(self.run.data["budget_micros"]) - int(state.spent_micros) - int(state.reserved_micros))
 
     def _guard(self, operation: str) -> BudgetGuard:
         identity = CallIdentity(tenant=self.tenant, team="orchestrator", operation=operation,

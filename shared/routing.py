@@ -172,7 +172,8 @@ class TeamRouter:
         minted for this call) with what is left of its budget, and counts the callee's usage."""
         origin: list[Envelope] = []
 
-        async def call_team(team: str, operation: str, payload: dict[str, Any], chain: tuple[str, ...]) -> dict:
+        async def call_team(team: str, operation: str, payload: dict[str, Any],
+                            chain: tuple[str, ...]) -> dict[str, Any]:
             if not self.is_remote(team) and team not in self.runtime.catalog:
                 raise ToolFailure(f"unknown team {team!r}")
             keyring = await self.keyring()

@@ -62,7 +62,12 @@ class LocalContinuation:
             return
         task = asyncio.get_running_loop().create_task(self._start(run.tenant_id, run.id))
         self.tasks[run.id] = task
-        task.add_done_callback(lambda _t, rid=run.id: self.tasks.pop(rid, None))
+        run_id = run.id
+
+        def forget(_: asyncio.Task[None]) -> None:
+            self.tasks.pop(run_id, None)
+
+        task.add_done_callback(forget)
 
 
 def _resume_request(url: str, envelope: Envelope) -> tuple[str, dict[str, str]]:
@@ -86,8 +91,9 @@ class CloudTasksContinuation:
         if self.service_account:
             request["oidcToken"] = {"serviceAccountEmail": self.service_account, "audience": self.service_url}
         credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
-        resp = AuthorizedSession(credentials).post(f"https://cloudtasks.googleapis.com/v2/{self.queue}/tasks",
-                                                   json={"task": {"httpRequest": request}}, timeout=10)
+        session = AuthorizedSession(credentials)  # type: ignore[no-untyped-call]
+        resp = session.post(f"https://cloudtasks.googleapis.com/v2/{self.queue}/tasks",
+                            json={"task": {"httpRequest": request}}, timeout=10)
         if resp.status_code >= 300:
             raise Unavailable(f"Cloud Tasks refused the continuation: {resp.status_code} {resp.text[:200]}")
 

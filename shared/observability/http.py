@@ -75,10 +75,12 @@ class ObservabilityMiddleware:
 
 async def on_operation(runtime: Runtime, request: Request, outcome: dict[str, Any]) -> None:
     """``OPERATION_HOOKS`` entry: audit event, metrics, cloud metric line."""
-    # a call the gateway forwarded is audited by the team function that ran it, unless it never got there
-    forwarded = outcome["team"] in runtime.settings.team_urls and outcome.get("problem") is None
+    # a call the gateway forwarded is audited and measured by the team function that ran it (one fact,
+    # one metric line), unless it never got there
+    if outcome["team"] in runtime.settings.team_urls and outcome.get("problem") is None:
+        return
     instrument.operation_finished(runtime.store, outcome, request.state.request_id,
-                                  serve_mode=bool(runtime.extensions.get("serve_mode")), audited=not forwarded)
+                                  serve_mode=bool(runtime.extensions.get("serve_mode")))
 
 
 def observability_middleware(runtime: Runtime) -> Middleware:
@@ -208,7 +210,8 @@ def observability_routes(runtime: Runtime, serve_mode: bool) -> list[Route]:
         from shared.app import authenticate
 
         tenant = await authenticate(runtime, request)
-        return JSONResponse({**await run(tenant_stats, runtime, tenant.id, _hours(request)), "tenant_name": tenant.name})
+        body = await run(tenant_stats, runtime, tenant.id, _hours(request))
+        return JSONResponse({**body, "tenant_name": tenant.name})
 
     async def overview(request: Request) -> Response:
         _check_admin(runtime, request)

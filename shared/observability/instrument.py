@@ -69,8 +69,7 @@ async def tool_call(ctx: ToolContext, name: str, args: dict[str, Any], allowed: 
     return content, is_error
 
 
-def operation_finished(store: Store, outcome: dict[str, Any], request_id: str, *, serve_mode: bool,
-                       audited: bool = True) -> None:
+def operation_finished(store: Store, outcome: dict[str, Any], request_id: str, *, serve_mode: bool) -> None:
     """Record a finished operation call (``outcome`` as in ``shared.app.OPERATION_HOOKS``)."""
     outcome.setdefault("trace_id", tracing.current_trace_id())
     buffer = audit.current()
@@ -78,9 +77,8 @@ def operation_finished(store: Store, outcome: dict[str, Any], request_id: str, *
     if buffer is not None:
         tools = sum(1 for e in buffer.events if e.type == "tool" and e.request_id == request_id)
     metrics.observe_operation(outcome, serve_mode=serve_mode, tool_calls=tools)
-    if audited:
-        for event in audit.operation_events(outcome, request_id):
-            audit.record(store, event)
+    for event in audit.operation_events(outcome, request_id):
+        audit.record(store, event)
 
 
 __all__ = ["model_call", "operation_finished", "tool_call"]

@@ -829,7 +829,7 @@ class FirestoreStore:
             slots = {k: self._slots(snaps, groups[k], k) for k in keys}
             if led_ref is not None and snaps.get(led_ref.path) is not None and snaps[led_ref.path].exists:
                 return [_state(k, slots[k]) for k in keys]  # settled before: a no-op
-            res_snap = snaps.get(res_ref.path)
+            res_snap: Any = snaps.get(res_ref.path)
             res_exists = res_snap is not None and res_snap.exists
             holds = (res_snap.to_dict() or {}).get("holds", []) if res_exists else []
             batch = self._client().batch()

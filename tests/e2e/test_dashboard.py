@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.budget import day_key, month_key, window_limits
-from shared.config import Settings
+from shared.budget import window_limits
 from shared.catalog import load_catalog
+from shared.config import Settings
 from shared.store import open_store
 from shared.store.base import AuditEvent, LedgerEntry, Reservation, Store, Tenant, new_id
 from shared.tenants import TenantAdmin
@@ -85,7 +85,7 @@ def seed(store: Store, tenant: Tenant, rng: random.Random, *, calls: int, daily_
             _charge(store, tenant, team, MODELS[team], int(budget / 5 * 1e6 * share), moment, rng)
     events = []
     names, weights = list(PROFILE), [p[1] for p in PROFILE.values()]
-    for i in range(calls):
+    for _ in range(calls):
         team = rng.choices(names, weights)[0]
         at = now - timedelta(seconds=rng.uniform(60, 23 * 3600))
         status, problem = (200, None)
@@ -181,7 +181,8 @@ def test_tenant_view_shows_what_the_api_returns(dashboard_server):
     assert float(kpis["kpi-day"]["value"]) == pytest.approx(usage["spent_usd"]["day"])
     assert float(kpis["kpi-month"]["value"]) == pytest.approx(usage["spent_usd"]["month"])
     assert kpis["kpi-day"]["text"] == f"${usage['spent_usd']['day']:,.2f}"
-    assert int(kpis["kpi-calls"]["value"]) == stats["operations"] and kpis["kpi-calls"]["text"] == f"{stats['operations']}"
+    assert int(kpis["kpi-calls"]["value"]) == stats["operations"]
+    assert kpis["kpi-calls"]["text"] == f"{stats['operations']}"
     assert float(kpis["kpi-errors"]["value"]) == pytest.approx(stats["error_rate"])
     assert float(kpis["kpi-p95"]["value"]) == pytest.approx(stats["latency_ms"]["p95"])
 

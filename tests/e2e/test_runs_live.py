@@ -17,7 +17,7 @@ from httpx_sse import connect_sse
 
 from shared.store import open_store
 from tests.e2e.live_server import REPO_ROOT, LiveServer, _wait_ready, free_port, start_live_server
-from tests.fakes.messages_api import max_overlap
+from tests.fakes.messages_api import max_overlap, tool_use
 
 pytestmark = pytest.mark.e2e
 
@@ -124,7 +124,10 @@ def test_async_run_survives_the_sigkill_of_its_instance(tmp_path: Path):
     first = start_live_server(tmp_path / "a", fake_model=True, env={"MULTIAGENT_RUN_LEASE_S": "1.5"})
     second = serve_next_to(first, "b")
     try:
-        first.fake.set_default_delay(3.0)
+        first.fake.set_default_delay(3.0)  # auto answers (the steps) are slow; the scripted plan is not
+        first.fake.push(tool_use("submit_plan", {"steps": [
+            {"id": t, "team": t, "operation": "ask", "input": {"question": f"{t}: assess a market entry"}}
+            for t in THREE]}))
         # when a long run starts on the first one
         resp = httpx.post(first.url + "/v1/runs", json={"task": "Assess a market entry", "teams": THREE},
                           headers={**first.auth(), "prefer": "respond-async"}, timeout=30)

@@ -1,9 +1,10 @@
 """Google's Firestore emulator on loopback, started once per test session.
 
 ``fresh_store_url`` hands every test its own ``demo-<hex>`` project, so tests never see
-each other's data on the shared emulator. The emulator is a Java process started by a
-shell launcher (or by ``gcloud``), so it runs in its own process group and the whole
-group is killed at exit.
+each other's data on the shared emulator. The emulator is a Java process started by the
+Cloud SDK's shell launcher (``platform/cloud-firestore-emulator/cloud_firestore_emulator``,
+what ``gcloud emulators firestore start`` runs too), so it gets its own process group and
+the whole group is killed at exit.
 """
 
 from __future__ import annotations

@@ -10,9 +10,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -34,6 +35,7 @@ pytestmark = pytest.mark.integration
 
 FAR = time.time() + 86_400
 ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -62,15 +64,16 @@ def entry(r: Reservation, cost: int) -> LedgerEntry:
                        model="m", input_tokens=1, output_tokens=1, cost_micros=cost)
 
 
-def race(n: int, fn) -> list:  # type: ignore[no-untyped-def,type-arg]
-    out: list = []  # type: ignore[type-arg]
+def race(n: int, fn: Callable[[], T]) -> list[T]:
+    """Run ``fn`` in ``n`` threads at once; its results (any exception fails the test)."""
+    out: list[T] = []
     lock = threading.Lock()
     errors: list[BaseException] = []
 
     def run() -> None:
         try:
             value = fn()
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
             return
         with lock:
@@ -176,7 +179,7 @@ def test_churn_keeps_the_books_exact(store):
 
     def worker() -> None:
         rng = random.Random()
-        while time.monotonic() < stop:
+        while time.monotonic() < stop:  # (a StoreUnavailable here fails the test through race)
             r = res(t.id, rng.randint(100, 3000), ["day:d"])
             if not store.reserve(r, win, [], time.time()).ok:
                 continue
@@ -194,11 +197,14 @@ def test_churn_keeps_the_books_exact(store):
             samples.append(w.spent_micros + w.reserved_micros)
             time.sleep(0.02)
 
-    threads = [threading.Thread(target=worker) for _ in range(16)] + [threading.Thread(target=sampler)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    roles = iter([sampler] + [worker] * 16)
+
+    def one() -> None:
+        with lock:
+            role = next(roles)
+        role()
+
+    race(17, one)
     state = store.get_windows(t.id, ["day:d"])[0]
     assert state.reserved_micros == 0
     assert state.spent_micros == sum(e.cost_micros for e in store.list_ledger(t.id))
@@ -312,7 +318,7 @@ def test_nothing_listening_is_unavailable_within_seconds(monkeypatch):
 
 
 @pytest.fixture
-def private_emulator(monkeypatch) -> Iterator[server_firestore.Emulator]:
+def private_emulator() -> Iterator[server_firestore.Emulator]:
     server_firestore.start_server()  # skips when not installed
     emulator = server_firestore.Emulator()
     try:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from shared.envelope import MAX_DEPTH, Envelope, EnvelopeRefused, KeySource, Keyring, verify
+from shared.envelope import MAX_DEPTH, Envelope, EnvelopeRefused, Keyring, KeySource, verify
 from shared.errors import ConfigurationError
 
 KEYS = Keyring.parse("k2:second-secret-0123456789,k1:first-secret-0123456789")

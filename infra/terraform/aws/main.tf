@@ -159,6 +159,14 @@ resource "aws_s3_bucket_public_access_block" "artifacts" {
 resource "aws_s3_bucket_lifecycle_configuration" "artifacts" {
   bucket = aws_s3_bucket.artifacts.id
   rule {
+    id     = "abort-uploads"
+    status = "Enabled"
+    filter {}
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+  rule {
     id     = "old-artifacts"
     status = "Enabled"
     filter {
@@ -166,9 +174,6 @@ resource "aws_s3_bucket_lifecycle_configuration" "artifacts" {
     }
     noncurrent_version_expiration {
       noncurrent_days = 30
-    }
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 1
     }
   }
 }
@@ -185,11 +190,10 @@ resource "aws_s3_object" "package" {
 # --- state and secrets ----------------------------------------------------------------------
 
 module "state" {
-  source                 = "../modules/aws/state"
-  table_prefix           = local.prefix
-  kms_key_arn            = aws_kms_key.this.arn
-  point_in_time_recovery = var.store.point_in_time_recovery
-  deletion_protection    = var.store.deletion_protection
+  source              = "../modules/aws/state"
+  table_prefix        = local.prefix
+  kms_key_arn         = aws_kms_key.this.arn
+  deletion_protection = var.store.deletion_protection
 }
 
 module "secrets" {

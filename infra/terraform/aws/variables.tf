@@ -132,10 +132,9 @@ variable "log_level" {
 }
 
 variable "store" {
-  description = "Protection of the state table."
+  description = "Protection of the state table (point-in-time recovery is always on)."
   type = object({
-    point_in_time_recovery = optional(bool, true)
-    deletion_protection    = optional(bool, true)
+    deletion_protection = optional(bool, true)
   })
   default = {}
 }

@@ -16,6 +16,5 @@ log_retention_days          = 14
 secret_recovery_window_days = 0
 
 store = {
-  point_in_time_recovery = true
-  deletion_protection    = false
+  deletion_protection = false
 }

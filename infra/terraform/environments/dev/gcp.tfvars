@@ -18,7 +18,8 @@ gateway = {
 }
 
 store = {
-  location              = "nam5"
-  delete_protection     = false
-  backup_retention_days = 14
+  location                     = "nam5"
+  delete_protection            = false
+  daily_backup_retention_days  = 7
+  weekly_backup_retention_days = 0
 }

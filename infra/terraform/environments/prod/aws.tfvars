@@ -17,6 +17,5 @@ log_retention_days          = 365
 secret_recovery_window_days = 30
 
 store = {
-  point_in_time_recovery = true
-  deletion_protection    = true
+  deletion_protection = true
 }

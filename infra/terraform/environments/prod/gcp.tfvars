@@ -18,7 +18,8 @@ gateway = {
 }
 
 store = {
-  location              = "nam5"
-  delete_protection     = true
-  backup_retention_days = 98
+  location                     = "nam5"
+  delete_protection            = true
+  daily_backup_retention_days  = 7
+  weekly_backup_retention_days = 98
 }

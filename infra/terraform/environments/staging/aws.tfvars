@@ -16,6 +16,5 @@ log_retention_days          = 90
 secret_recovery_window_days = 7
 
 store = {
-  point_in_time_recovery = true
-  deletion_protection    = true
+  deletion_protection = true
 }

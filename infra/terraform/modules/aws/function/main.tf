@@ -104,7 +104,7 @@ resource "aws_lambda_function_url" "this" {
 }
 
 resource "aws_lambda_permission" "public_url" {
-  #checkov:skip=CKV_AWS_364:The public principal is limited to InvokeFunctionUrl with auth type NONE (the gateway's URL)
+  #checkov:skip=CKV_AWS_301:The public principal is limited to InvokeFunctionUrl with auth type NONE (the gateway's URL)
   count                  = var.public_url ? 1 : 0
   statement_id           = "PublicFunctionUrl"
   action                 = "lambda:InvokeFunctionUrl"

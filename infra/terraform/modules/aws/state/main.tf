@@ -41,8 +41,9 @@ resource "aws_dynamodb_table" "store" {
     enabled        = true
   }
 
+  # continuous backups: restore to any second of the last 35 days (always on)
   point_in_time_recovery {
-    enabled = var.point_in_time_recovery
+    enabled = true
   }
 
   server_side_encryption {

@@ -12,12 +12,6 @@ variable "kms_key_arn" {
   type        = string
 }
 
-variable "point_in_time_recovery" {
-  description = "Continuous backups (restore to any second of the last 35 days)."
-  type        = bool
-  default     = true
-}
-
 variable "deletion_protection" {
   description = "Refuse to delete the table (turn off only to destroy a throwaway environment)."
   type        = bool

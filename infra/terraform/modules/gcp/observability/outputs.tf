@@ -2,9 +2,9 @@ output "metric_types" {
   description = "The Cloud Monitoring metric types of the log-based metrics, by short name."
   value = {
     for k, m in {
-      requests = google_logging_metric.requests, latency_ms = google_logging_metric.latency,
-      cost_usd = google_logging_metric.cost, output_tokens = google_logging_metric.tokens,
-      errors = google_logging_metric.errors, budget_refusals = google_logging_metric.budget_refusals,
+      requests   = google_logging_metric.requests, latency_ms = google_logging_metric.latency,
+      cost_usd   = google_logging_metric.cost, output_tokens = google_logging_metric.tokens,
+      errors     = google_logging_metric.errors, budget_refusals = google_logging_metric.budget_refusals,
       tool_calls = google_logging_metric.tool_calls,
     } : k => "logging.googleapis.com/user/${m.name}"
   }

@@ -1,0 +1,41 @@
+"""The container's entry point (Cloud Run): one image for every function.
+
+``python -m functions.container`` serves, on ``$PORT`` (Cloud Run sets it; 8080 by
+default), the team named by ``MULTIAGENT_TEAM``, or the gateway when it is unset. The app
+is built before the socket opens, so a bad configuration fails the revision's start-up
+probe with a one-line error instead of serving 500s. Cloud Run sends SIGTERM and waits
+10 s: uvicorn stops accepting, lets in-flight calls finish for up to
+``MULTIAGENT_SHUTDOWN_GRACE_S`` (8 s) and exits.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main() -> int:
+    """Build the app for this function and serve it until SIGTERM."""
+    import uvicorn
+
+    from shared.entrypoints import asgi_app
+    from shared.errors import ConfigurationError
+
+    kind = "team" if os.environ.get("MULTIAGENT_TEAM") else "gateway"
+    raw_port = os.environ.get("PORT", "8080")
+    if not raw_port.isdigit():
+        print(f"multiagent: PORT={raw_port!r} must be a port number", file=sys.stderr)
+        return 2
+    try:
+        app = asgi_app(kind)
+    except ConfigurationError as exc:
+        print(f"multiagent: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(app, host=os.environ.get("HOST", "0.0.0.0"), port=int(raw_port), log_level="warning",
+                access_log=False, proxy_headers=True, forwarded_allow_ips="*", lifespan="on",
+                timeout_graceful_shutdown=int(os.environ.get("MULTIAGENT_SHUTDOWN_GRACE_S", "8")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
