@@ -3,7 +3,8 @@
 
 For each backend (SQLite file, DynamoDB on a serialised moto server, Firestore on the
 emulator), in one run, on the fake Messages API with zero delay:
-  - store round trips per call on the request path (counted by the store, not guessed);
+  - store round trips per operation on the request path (counted by each backend, not
+    guessed; the audit batch written after the response is listed but not counted);
   - latency p50/p99 of one single-turn operation with budgets on, and with budgets off
     (MULTIAGENT_BUDGETS=off) on the same app: the difference is what the budget adds;
   - the highest sustained calls/s for ONE tenant (16 concurrent callers for a few
@@ -44,7 +45,28 @@ def store_url_for(backend: str, tmp: Path) -> str:
     return str(module.fresh_store_url(tmp))
 
 
-async def latencies(backend: str, tmp: Path, calls: int, budgets: bool) -> tuple[list[float], float]:
+AFTER_RESPONSE = {"append_audit"}
+
+
+def count_store_calls(store: object) -> dict[str, int]:
+    """Round trips per store method from now on, read from the backend's own counter."""
+    counts: dict[str, int] = {}
+    for name in ("reserve", "settle", "release", "reclaim_expired", "get_api_key", "get_tenant", "append_audit",
+                 "claim_marker", "claim_idempotency", "complete_idempotency", "get_windows", "list_ledger"):
+        method = getattr(store, name)
+
+        def counted(*args, _method=method, _name=name, **kwargs):  # type: ignore[no-untyped-def]
+            before = store.round_trips  # type: ignore[attr-defined]
+            try:
+                return _method(*args, **kwargs)
+            finally:  # round trips this method made, by the backend's own counter
+                counts[_name] = counts.get(_name, 0) + store.round_trips - before  # type: ignore[attr-defined]
+
+        setattr(store, name, counted)
+    return counts
+
+
+async def latencies(backend: str, tmp: Path, calls: int, budgets: bool) -> tuple[list[float], float, dict]:
     """Per-call latency (ms) and store round trips per call, after a warm-up."""
     env = {"MULTIAGENT_MODEL_PROVIDER": "anthropic", "ANTHROPIC_API_KEY": "test-key",
            "MULTIAGENT_BUDGETS": "on" if budgets else "off", "MULTIAGENT_LOG_LEVEL": "WARNING"}
@@ -52,15 +74,16 @@ async def latencies(backend: str, tmp: Path, calls: int, budgets: bool) -> tuple
         _, key = app.tenant(daily_usd=1000, monthly_usd=1000, rpm=1_000_000, tpm=1_000_000_000)
         for _ in range(5):  # warm: SDK client, key cache, window views
             await app.call("legal", "ask", QUESTION, key)
-        store = app.runtime.store
-        before = store.round_trips
+        counts = count_store_calls(app.runtime.store)
         out = []
         for _ in range(calls):
             start = time.perf_counter()
             resp = await app.call("legal", "ask", QUESTION, key)
             out.append((time.perf_counter() - start) * 1000)
             assert resp.status_code == 200, resp.text
-        return out, (store.round_trips - before) / calls
+        # the audit batch is written after the response is sent: not on the request path
+        on_path = sum(n for name, n in counts.items() if name not in AFTER_RESPONSE)
+        return out, on_path / calls, {name: n / calls for name, n in sorted(counts.items())}
 
 
 async def sustained(backend: str, tmp: Path, seconds: float, workers: int = 16) -> tuple[float, int, int]:
@@ -105,8 +128,10 @@ def main() -> None:
         os.environ["ANTHROPIC_BASE_URL"] = fake.url
         os.environ["ANTHROPIC_API_KEY"] = "test-key"
         for backend in args.backends.split(","):
-            on, trips = asyncio.run(latencies(backend, tmp, args.calls, True))
-            off, _ = asyncio.run(latencies(backend, tmp, args.calls, False))
+            on, trips, per_method = asyncio.run(latencies(backend, tmp, args.calls, True))
+            off, _, _ = asyncio.run(latencies(backend, tmp, args.calls, False))
+            print(f"{backend}: store round trips per operation: "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in per_method.items()), flush=True)
             rate, refused, failed = asyncio.run(sustained(backend, tmp, args.seconds))
             rows.append((backend, trips, statistics.median(on), pct(on, 99), statistics.median(off), pct(off, 99),
                          rate, refused, failed))

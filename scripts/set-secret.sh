@@ -2,7 +2,9 @@
 # Set a secret's value without it ever passing through Terraform (or its state), a command
 # line or shell history: the value is read from standard input.
 #   printf %s "$KEY" | scripts/set-secret.sh ENV aws|gcp anthropic-api-key
-#   scripts/set-secret.sh ENV aws|gcp internal-signing-key --generate   (32 random bytes, hex)
+#   scripts/set-secret.sh ENV aws|gcp internal-signing-key --generate
+#       a new signing key 'kYYYYMMDDHHMM:<64 hex>'. To rotate without refusing envelopes in
+#       flight, set 'new_kid:new_secret,old_kid:old_secret' for a while (the first one signs).
 # Functions pick a new value up within their secret cache's TTL (5 minutes).
 set -euo pipefail
 # shellcheck source=scripts/_cloud.sh
@@ -16,7 +18,8 @@ case "$NAME" in anthropic-api-key | internal-signing-key) ;; *) die "unknown sec
 check_cloud_tools "$CLOUD"
 
 if [ "${4:-}" = --generate ]; then
-  value=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+  [ "$NAME" = internal-signing-key ] || die "--generate is only for internal-signing-key" 2
+  value="k$(date -u +%Y%m%d%H%M):$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
 else
   [ -t 0 ] && say "paste the value, then Ctrl-D"
   value=$(cat)

@@ -27,6 +27,16 @@ _CALL_TIMEOUT_S = 5.0
 _RETRY_DEADLINE_S = 10.0
 
 
+def _status(exc: Exception) -> str:
+    """The google.rpc status name of an API error (REST errors carry it in their body)."""
+    response = getattr(exc, "response", None)
+    try:
+        return str(response.json()["error"]["status"])  # type: ignore[union-attr]
+    except Exception:  # noqa: BLE001 - not a REST error body
+        code = getattr(exc, "grpc_status_code", None)
+        return str(getattr(code, "name", ""))
+
+
 class GcpSecrets:
     """:class:`~shared.secrets.base.SecretStore` over Secret Manager's ``AccessSecretVersion``."""
 
@@ -83,8 +93,12 @@ class GcpSecrets:
                             predicate=if_transient_error),
             )
         except (gexc.NotFound, gexc.FailedPrecondition):
-            # no such secret, no version yet, or the latest version is disabled/destroyed
-            return None
+            return None  # no such secret, or no version yet
+        except gexc.BadRequest as exc:
+            # over REST a disabled or destroyed latest version is HTTP 400 FAILED_PRECONDITION
+            if _status(exc) == "FAILED_PRECONDITION":
+                return None
+            raise SecretUnavailable(f"Secret Manager access {version}: {type(exc).__name__}: {exc}") from None
         except (gexc.GoogleAPIError, GoogleAuthError, OSError) as exc:
             raise SecretUnavailable(f"Secret Manager access {version}: {type(exc).__name__}: {exc}") from None
         data: bytes = response.payload.data
