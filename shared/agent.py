@@ -153,7 +153,8 @@ async def run_operation(call: BudgetedCall) -> dict[str, Any]:
         async with asyncio.timeout(deadline):
             output = await _loop(call)
     except TimeoutError:
-        raise Timeout(f"{call.team_def.name}/{call.operation_def.name} ran past its {deadline:.0f} s deadline") from None
+        name = f"{call.team_def.name}/{call.operation_def.name}"
+        raise Timeout(f"{name} ran past its {deadline:.0f} s deadline") from None
     return {"output": output.model_dump(mode="json"), "duration_ms": round((time.monotonic() - start) * 1000, 1)}
 
 

@@ -192,11 +192,16 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
             raise
         finally:
             outcome["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
-            for hook in OPERATION_HOOKS:
-                try:
-                    await hook(runtime, request, outcome)
-                except Exception:  # noqa: BLE001 - observability must never fail a call
-                    log.exception("operation hook %s failed", getattr(hook, "__name__", hook))
+            outcome["started"] = started
+            if not outcome.get("streaming"):  # a stream runs the hooks when it ends
+                await run_operation_hooks(request, outcome)
+
+    async def run_operation_hooks(request: Request, outcome: dict[str, Any]) -> None:
+        for hook in OPERATION_HOOKS:
+            try:
+                await hook(runtime, request, outcome)
+            except Exception:  # noqa: BLE001 - observability must never fail a call
+                log.exception("operation hook %s failed", getattr(hook, "__name__", hook))
 
     async def _invoke(request: Request, outcome: dict[str, Any]) -> Response:
         team = team_or_404(request.path_params["team"])
@@ -237,7 +242,7 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
             raise ValidationFailed(f"input does not match {team.name}/{op.name}", errors=_validation_errors(exc)) \
                 from None
         session_id = sessions.session_id_from(request.headers)
-        history = []
+        history: list[dict[str, Any]] = []
         if session_id:
             history = sessions.as_model_messages(await sessions.load(runtime.store, tenant.id, session_id),
                                                  settings.session_token_budget)
@@ -273,12 +278,25 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
                 call.events = emit
                 step = {"team": team.name, "operation": op.name, "request_id": request_id}
                 await emit("step.started", step)
-                payload, _ = await execute()
+                try:
+                    payload, _ = await execute()
+                except ProblemError as exc:
+                    outcome["status"], outcome["problem"] = exc.status, exc
+                    raise
+                except BaseException:
+                    outcome["status"] = 500
+                    raise
                 await emit("step.completed", {**step, "status": "succeeded", "output": payload.get("output"),
                                               "usage": payload.get("usage")})
                 return payload
 
-            return event_stream(work, request_id)
+            async def finished() -> None:
+                outcome.setdefault("status", 200)
+                outcome["duration_ms"] = round((time.perf_counter() - outcome["started"]) * 1000, 2)
+                await run_operation_hooks(request, outcome)
+
+            outcome["streaming"] = True
+            return event_stream(work, request_id, on_close=finished)
         payload, headers = await execute()
         return JSONResponse(payload, headers=headers)
 

@@ -85,7 +85,8 @@ class Settings:
             raise ConfigurationError(f"MULTIAGENT_MODEL_PROVIDER={provider!r} must be one of {', '.join(PROVIDERS)}")
         secrets_backend = env.get("MULTIAGENT_SECRETS") or "env"
         if secrets_backend not in SECRET_BACKENDS:
-            raise ConfigurationError(f"MULTIAGENT_SECRETS={secrets_backend!r} must be one of {', '.join(SECRET_BACKENDS)}")
+            raise ConfigurationError(
+                f"MULTIAGENT_SECRETS={secrets_backend!r} must be one of {', '.join(SECRET_BACKENDS)}")
         base_url = env.get("ANTHROPIC_BASE_URL")
         if base_url and not urlparse(base_url).scheme.startswith("http"):
             raise ConfigurationError(f"ANTHROPIC_BASE_URL={base_url!r} must be an http(s) URL")

@@ -17,6 +17,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
@@ -88,12 +89,13 @@ def event_stream(work: Callable[[Emit], Awaitable[dict[str, Any]]], request_id: 
                 n += 1
                 yield frame(n, item[0], item[1])
         finally:
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
-            if on_close is not None:
-                await on_close()
+            with anyio.CancelScope(shield=True):  # runs even when the client went away mid-stream
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(BaseException):
+                        await task
+                if on_close is not None:
+                    await on_close()
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"cache-control": "no-cache", "x-accel-buffering": "no", **(headers or {})})

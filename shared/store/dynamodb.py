@@ -42,6 +42,7 @@ versioned write), revoke_api_keys 1 + 1 per key, everything else 1 (plus paginat
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -267,10 +268,15 @@ class DynamoDBStore:
 
         Conflicts with another transaction on the same items (and throttled items) are not
         answers: they are retried with a small jittered backoff, a bounded number of times.
+        The ClientRequestToken is derived from the items, so a retry of a transaction that
+        was applied but whose answer was lost (a read timeout) is idempotent on DynamoDB
+        instead of failing its own conditions.
         """
+        token = hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()[:36]
         for attempt in range(_CONFLICT_ATTEMPTS):
             try:
-                self._call("transact_write_items", expect=("TransactionCanceledException",), TransactItems=items)
+                self._call("transact_write_items", expect=("TransactionCanceledException",), TransactItems=items,
+                           ClientRequestToken=token)
                 return
             except self._client_error as exc:
                 reasons = list(exc.response.get("CancellationReasons") or [])
@@ -673,6 +679,10 @@ class DynamoDBStore:
                 self._transact(items)
             except _Cancelled as cancelled:
                 reasons = cancelled.reasons
+                if _failed(reasons[-1]):
+                    # Our reservation id (random, unique) already exists: an earlier attempt of this
+                    # very call was applied and only its answer was lost. The hold is ours: reserved.
+                    return self._reserved(reservation, windows, rates, now, known, tat_passed)
                 for w, reason in zip(windows, reasons[: len(windows)], strict=False):
                     if _failed(reason):  # the first window that does not fit, as in the SQLite store
                         old = reason.get("Item")
@@ -697,8 +707,6 @@ class DynamoDBStore:
                     tat_passed[r.key] = tat is None or tat <= now
                 if rate_refusal is not None:
                     return ReserveOutcome(refusal=rate_refusal)
-                if _failed(reasons[-1]):
-                    raise StoreUnavailable(f"reservation {reservation.id} already exists") from None
                 continue  # a GCRA case was guessed wrong: the stored tat now says which applies
             return self._reserved(reservation, windows, rates, now, known, tat_passed)
         # The buckets kept moving between the two cases under contention: refuse briefly

@@ -244,7 +244,7 @@ class SQLiteStore:
                 if not allowed:
                     return ReserveOutcome(refusal=Refusal("rate", r.key, r.limit_per_minute, retry_after_s=retry_after))
                 new_tats.append((r, tat))
-            for w, state in zip(windows, states):
+            for w, state in zip(windows, states, strict=True):
                 c.execute(
                     "INSERT INTO windows (tenant_id, key, limit_micros, spent_micros, reserved_micros, expires_at) "
                     "VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT (tenant_id, key) DO UPDATE SET "

@@ -81,6 +81,16 @@ def test_sse_of_an_operation_ends_with_the_same_body_as_json(server: LiveServer)
                        timeout=60).json()
     assert set(done) == set(plain) and done["team"] == "finance" and done["output"].keys() == plain["output"].keys()
     assert events[-2][1]["output"] == done["output"] and events[-3][1]["cost_usd"] == done["usage"]["cost_usd"]
+    # the audit trail records the streamed call when its stream ended, with what it cost
+    deadline = time.monotonic() + 10
+    while True:
+        audit = httpx.get(server.url + "/v1/audit?limit=50", headers=server.auth(), timeout=10).json()["events"]
+        mine = [e for e in audit if e["request_id"] == done["id"] and e["type"] == "operation"]
+        if mine or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert mine and mine[0]["status"] == 200
+    assert mine[0]["detail"]["cost_usd"] == pytest.approx(done["usage"]["cost_usd"])
 
     # a problem after the stream started is an `error` event carrying the problem+json
     poor = server.create_tenant("poor", "--daily-usd", "0.0001")

@@ -18,7 +18,7 @@ import json
 import sys
 import time
 import traceback
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 
 def main() -> None:
@@ -68,7 +68,8 @@ def main() -> None:
             self.end_headers()
             self.wfile.write(raw)
 
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    # one request at a time, on the main thread: how a Lambda instance runs its handler
+    server = HTTPServer(("127.0.0.1", args.port), Handler)
     print(f"READY {server.server_address[1]}", flush=True)
     server.serve_forever()
 

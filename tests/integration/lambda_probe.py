@@ -31,7 +31,8 @@ def main() -> None:
     stdlib = (sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"])
     foreign = sorted(
         name for name, m in list(sys.modules.items())
-        if getattr(m, "__file__", None) and not m.__file__.startswith((root, *stdlib))
+        if name not in ("__main__", "__mp_main__") and getattr(m, "__file__", None)
+        and not m.__file__.startswith((root, *stdlib))
     )
     print(json.dumps({"cold_s": cold_s, "responses": responses, "foreign_modules": foreign,
                       "handler_file": module.__file__}), flush=True)

@@ -46,5 +46,5 @@ variable "weekly_backup_retention_days" {
 variable "ttl_collections" {
   description = "Collection groups whose documents expire at their `ttl` timestamp (shared/store/firestore.py)."
   type        = set(string)
-  default     = ["windows", "rates", "reservations", "idempotency", "markers"]
+  default     = ["budget", "budget_out", "windows", "windows_out", "reservations", "idempotency", "markers", "runs", "sessions"]
 }
