@@ -28,6 +28,7 @@ def main() -> int:
         return 2
     try:
         app = asgi_app(kind)
+        app.state.runtime.check()  # type: ignore[attr-defined]  # catalog and prices, before listening
     except ConfigurationError as exc:
         print(f"multiagent: {exc}", file=sys.stderr)
         return 2

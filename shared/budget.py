@@ -377,7 +377,7 @@ def budgeted(fn: OperationFn) -> OperationFn:
                 if held.response is None:
                     raise Conflict("a call with this Idempotency-Key is still in progress; retry shortly")
                 call.replayed = True
-                return held.response
+                return dict(held.response)
             try:
                 result = await fn(call)
             except BaseException:

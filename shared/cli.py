@@ -13,9 +13,13 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.errors import ConfigurationError, MultiAgentError, ProblemError
+
+if TYPE_CHECKING:
+    from shared.config import Settings
+    from shared.tenants import TenantAdmin
 
 
 class CLIError(MultiAgentError):
@@ -26,13 +30,13 @@ def _print(data: Any, as_json: bool, text: Callable[[Any], str]) -> None:
     print(json.dumps(data, indent=2) if as_json else text(data))
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     from shared.config import Settings
 
     return Settings.from_env()
 
 
-def _admin():  # type: ignore[no-untyped-def]
+def _admin() -> TenantAdmin:
     from shared.catalog import load_catalog
     from shared.store import open_store
     from shared.tenants import TenantAdmin
@@ -98,7 +102,8 @@ def cmd_tenants(args: argparse.Namespace) -> int:
     if args.action == "create":
         tenant, key = admin.create(args.name, **_tenant_fields(args))
         out = {**public_tenant(tenant), "api_key": key}
-        _print(out, args.json, lambda d: f"created {d['tenant_id']} ({d['name']})\napi key (shown once): {d['api_key']}")
+        _print(out, args.json,
+               lambda d: f"created {d['tenant_id']} ({d['name']})\napi key (shown once): {d['api_key']}")
     elif args.action == "list":
         items = [public_tenant(t) for t in admin.store.list_tenants()]
         _print({"tenants": items}, args.json, lambda d: "\n".join(map(_tenant_text, d["tenants"])) or "no tenants")
@@ -171,7 +176,7 @@ def _invoke_in_process(team: str, operation: str, payload: dict[str, Any], key: 
 
     async def go() -> tuple[int, dict[str, Any]]:
         app = asgi_app("gateway")
-        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://in-process") as client:
             resp = await client.post(f"/v1/teams/{team}/{operation}", json=payload,
                                      headers={"authorization": f"Bearer {key}"}, timeout=300)

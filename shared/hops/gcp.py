@@ -68,7 +68,9 @@ class GoogleIdTokens:
         import google.oauth2.id_token
 
         try:
-            token = google.oauth2.id_token.fetch_id_token(self._transport_request(), audience)
+            token = google.oauth2.id_token.fetch_id_token(  # type: ignore[no-untyped-call]
+                self._transport_request(), audience
+            )
         except google.auth.exceptions.GoogleAuthError as exc:
             raise Unavailable(f"no Google ID token for {audience}: {exc}", retry_after_s=2) from None
         expiry = token_expiry(token) or now + _FALLBACK_LIFETIME_S

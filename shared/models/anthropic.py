@@ -55,7 +55,9 @@ class AnthropicProvider:
         except sdk.APIConnectionError as exc:
             raise Unavailable(f"cannot reach the model provider: {exc}", retry_after_s=2) from exc
         except sdk.RateLimitError as exc:
-            raise Unavailable("the model provider is rate limiting this deployment", retry_after_s=_retry_after(exc)) from exc
+            raise Unavailable(
+                "the model provider is rate limiting this deployment", retry_after_s=_retry_after(exc)
+            ) from exc
         except sdk.APIStatusError as exc:
             if exc.status_code in (529, 503):
                 raise Unavailable("the model provider is overloaded", retry_after_s=_retry_after(exc)) from exc

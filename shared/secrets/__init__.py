@@ -6,7 +6,14 @@ import importlib
 
 from shared.secrets.base import ANTHROPIC_API_KEY, INTERNAL_SIGNING_KEY, CachedSecrets, SecretStore, SecretUnavailable
 
-__all__ = ["ANTHROPIC_API_KEY", "INTERNAL_SIGNING_KEY", "CachedSecrets", "SecretStore", "SecretUnavailable", "open_secrets"]
+__all__ = [
+    "ANTHROPIC_API_KEY",
+    "INTERNAL_SIGNING_KEY",
+    "CachedSecrets",
+    "SecretStore",
+    "SecretUnavailable",
+    "open_secrets",
+]
 
 _BACKENDS = {"env": ("shared.secrets.env", "EnvSecrets"), "gcp": ("shared.secrets.gcp", "GcpSecrets"),
              "aws": ("shared.secrets.aws", "AwsSecrets")}
