@@ -2,8 +2,8 @@
 
 ``python -m functions.container`` serves, on ``$PORT`` (Cloud Run sets it; 8080 by
 default), the team named by ``MULTIAGENT_TEAM``, or the gateway when it is unset. The app
-is built before the socket opens, so a bad configuration fails the revision's start-up
-probe with a one-line error instead of serving 500s. Cloud Run sends SIGTERM and waits
+is built and checked (catalog, prices) before the socket opens, so a bad configuration
+fails the revision's start-up with one line on stderr instead of serving errors. Cloud Run sends SIGTERM and waits
 10 s: uvicorn stops accepting, lets in-flight calls finish for up to
 ``MULTIAGENT_SHUTDOWN_GRACE_S`` (8 s) and exits.
 """
@@ -28,7 +28,9 @@ def main() -> int:
         return 2
     try:
         app = asgi_app(kind)
-        app.state.runtime.check()  # type: ignore[attr-defined]  # catalog and prices, before listening
+        runtime = app.state.runtime  # type: ignore[attr-defined]
+        len(runtime.catalog)  # load the team now: a wrong MULTIAGENT_TEAM stops here, not on a request
+        runtime.check()
     except ConfigurationError as exc:
         print(f"multiagent: {exc}", file=sys.stderr)
         return 2

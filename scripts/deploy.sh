@@ -6,7 +6,8 @@
 # the gateway URL and prints it. Set MULTIAGENT_TF_STATE_BUCKET (or edit
 # infra/terraform/environments/ENV/*.tfbackend) for the state bucket; MULTIAGENT_YES=1 (or
 # CI=true) applies without asking; --plan stops after the plan (pull requests: nothing is
-# pushed or changed). Secrets are set separately: scripts/set-secret.sh.
+# pushed or changed). MULTIAGENT_LAMBDA_ZIP=PATH deploys an already built zip (build once,
+# deploy every environment). Secrets are set separately: scripts/set-secret.sh.
 set -euo pipefail
 # shellcheck source=scripts/_cloud.sh
 source "$(dirname "$0")/_cloud.sh"
@@ -29,11 +30,16 @@ fi
 vars=(-var-file="../environments/$ENV/$CLOUD.tfvars")
 tf_init "$CLOUD" "$ENV"
 if [ "$CLOUD" = aws ]; then
-  say "building the Lambda zip"
-  zip_line=$("$ROOT/scripts/build.sh" lambda | tail -1)
-  zip_path=$(echo "$zip_line" | awk '{print $2}')
-  [ -f "$zip_path" ] || die "the build did not produce a zip ($zip_line)"
-  say "zip: $zip_path ($(echo "$zip_line" | awk '{printf "%.1f MB", $3 / 1048576}'))"
+  if [ -n "${MULTIAGENT_LAMBDA_ZIP:-}" ]; then
+    zip_path=$MULTIAGENT_LAMBDA_ZIP
+    [ -f "$zip_path" ] || die "MULTIAGENT_LAMBDA_ZIP=$zip_path does not exist"
+  else
+    say "building the Lambda zip"
+    zip_line=$("$ROOT/scripts/build.sh" lambda | tail -1)
+    zip_path=$(echo "$zip_line" | awk '{print $2}')
+    [ -f "$zip_path" ] || die "the build did not produce a zip ($zip_line)"
+  fi
+  say "zip: $zip_path ($(du -h "$zip_path" | cut -f1))"
   vars+=(-var="package_path=$zip_path")
 else
   vars+=(-var="project=$GCP_PROJECT")
@@ -86,10 +92,10 @@ url=$(tf "$CLOUD" "$ENV" output -raw gateway_url)
 url=${url%/}
 say "smoke test: GET $url/health"
 status=000
-for _ in $(seq 1 30); do
+for _ in $(seq 1 "${MULTIAGENT_SMOKE_TRIES:-30}"); do
   status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$url/health" || true)
   [ "$status" = 200 ] && break
-  sleep 4
+  sleep "${MULTIAGENT_SMOKE_WAIT_S:-4}"
 done
 [ "$status" = 200 ] || die "gateway $url/health answered $status (see the function's logs); the deployment is applied"
 say "healthy"

@@ -94,18 +94,26 @@ def list_api_keys(store: Store, tenant_id: str) -> list[ApiKeyRecord]:
 
 
 def iter_ledger(store: Store, tenant_id: str, since: str | None = None) -> Iterator[LedgerEntry]:
-    """Every ledger entry of a tenant at or after ``since``, oldest first, page by page."""
-    seen: set[str] = set()
-    cursor = since
+    """Every ledger entry of a tenant at or after ``since``, oldest first, page by page.
+
+    ``since`` is inclusive, so each page starts at the last instant of the one before and
+    skips the ids already given; a page that holds one instant only is widened, or the
+    walk could not move past it.
+    """
+    seen: set[str] = set()  # ids already given at the cursor instant
+    cursor, limit = since, LEDGER_PAGE
     while True:
-        page = store.list_ledger(tenant_id, since=cursor, limit=LEDGER_PAGE)
-        fresh = [e for e in page if e.id not in seen]
-        yield from fresh
-        if len(page) < LEDGER_PAGE or not fresh:
+        page = store.list_ledger(tenant_id, since=cursor, limit=limit)
+        yield from (e for e in page if e.id not in seen)
+        if len(page) < limit:
             return
-        # since is inclusive: the next page starts at the last instant, deduplicated by id
-        cursor = page[-1].at
-        seen = {e.id for e in page if e.at == cursor}
+        last = page[-1].at
+        if last == cursor:
+            seen |= {e.id for e in page}
+            limit *= 2
+            continue
+        cursor, limit = last, LEDGER_PAGE
+        seen = {e.id for e in page if e.at == last}
 
 
 # --- export ------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 Secret ``anthropic-api-key`` is read from the Secrets Manager secret
 ``{MULTIAGENT_SECRETS_PREFIX}anthropic-api-key`` (Terraform sets the prefix to
 ``multiagent-<env>/``). The endpoint, region and credentials come from boto3's usual
-configuration (``AWS_ENDPOINT_URL[_SECRETSMANAGER]``, ``AWS_REGION``, the Lambda role).
+configuration (``AWS_ENDPOINT_URL[_SECRETS_MANAGER]``, ``AWS_REGION``, the Lambda role).
 boto3 is imported when the first secret is read, never at import of this module. Values
 are never logged; :class:`~shared.secrets.base.CachedSecrets` keeps them per instance.
 """

@@ -12,27 +12,20 @@ import pytest
 from shared.cli import main as cli_main
 from shared.observability.audit import digest
 from shared.store.base import AuditEvent
-from tests.fakes.messages_api import FakeMessagesServer, tool_use
+from tests.fakes.messages_api import tool_use
 from tests.helpers import local_app
 
 pytestmark = pytest.mark.integration
 
 ADMIN = "audit-admin-key-0123456789"
-SECRET_IN_QUESTION = "my key is sk-ant-api03-Zq9vT3xK1mN7pL2wR8sY4uB6cD0eF5gH and password=hunter22"
-
-
-@pytest.fixture(scope="module")
-def fake():
-    with FakeMessagesServer() as server:
-        yield server
 
 
 @pytest.fixture
-def model_env(fake, monkeypatch):
-    fake.state.reset()
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
-    return {"MULTIAGENT_MODEL_PROVIDER": "anthropic", "MULTIAGENT_ADMIN_KEY": ADMIN}
+def admin_model_env(model_env):
+    return {**model_env, "MULTIAGENT_ADMIN_KEY": ADMIN}
+
+
+SECRET_IN_QUESTION = "my key is sk-ant-api03-Zq9vT3xK1mN7pL2wR8sY4uB6cD0eF5gH and password=hunter22"
 
 
 def events_of(app, tenant_id: str) -> list[AuditEvent]:
@@ -43,13 +36,17 @@ def kinds(events: list[AuditEvent], request_id: str) -> Counter[str]:
     return Counter(e.type for e in events if e.request_id == request_id)
 
 
-async def test_one_event_per_fact(tmp_path, model_env, fake):
-    async with local_app(f"sqlite:///{tmp_path}/a.db", **model_env) as app:
+async def test_one_event_per_fact(tmp_path, admin_model_env, fake):
+    async with local_app(f"sqlite:///{tmp_path}/a.db", **admin_model_env) as app:
         admin = {"authorization": f"Bearer {ADMIN}"}
         # admin actions over the admin API: created, updated, key issued, keys revoked
-        created = (await app.client.post("/v1/admin/tenants", json={"name": "acme", "alert_threshold": 0.0001,
-                                                                 "monthly_usd": 5000},
-                                         headers=admin)).json()
+        created = (
+            await app.client.post(
+                "/v1/admin/tenants",
+                json={"name": "acme", "alert_threshold": 0.0001, "monthly_usd": 5000},
+                headers=admin,
+            )
+        ).json()
         tid, key = created["tenant_id"], created["api_key"]
         assert (await app.client.patch(f"/v1/admin/tenants/{tid}", json={"rpm": 100}, headers=admin)).status_code == 200
         spare = (await app.client.post(f"/v1/admin/tenants/{tid}/keys", headers=admin)).json()["api_key"]
@@ -84,8 +81,15 @@ async def test_one_event_per_fact(tmp_path, model_env, fake):
         assert statuses == (403, 200, 429, 402)
 
         events = events_of(app, tid)
-        rid = {name: r.headers["x-request-id"] for name, r in
-               (("ok", ok), ("failed_tool", failed_tool), ("denied_tool", denied_tool), ("consult", consult))}
+        rid = {
+            name: r.headers["x-request-id"]
+            for name, r in (
+                ("ok", ok),
+                ("failed_tool", failed_tool),
+                ("denied_tool", denied_tool),
+                ("consult", consult),
+            )
+        }
         assert kinds(events, rid["ok"]) == {"operation": 1, "tool": 1, "budget.alert": 1}
         assert kinds(events, rid["failed_tool"]) == {"operation": 1, "tool": 1}
         assert kinds(events, rid["denied_tool"]) == {"operation": 1, "permission.denied": 1}
@@ -94,13 +98,21 @@ async def test_one_event_per_fact(tmp_path, model_env, fake):
         assert [(e.type, e.team, e.status) for e in nested] == [("operation", "legal", 200)]
         assert nested[0].detail["chain"] == ["finance", "legal"]
         admin_kinds = Counter(e.type for e in events if e.type.startswith("admin."))
-        assert admin_kinds == {"admin.tenant_created": 1, "admin.tenant_updated": 1, "admin.key_created": 1,
-                               "admin.keys_revoked": 1}
+        assert admin_kinds == {
+            "admin.tenant_created": 1,
+            "admin.tenant_updated": 1,
+            "admin.key_created": 1,
+            "admin.keys_revoked": 1,
+        }
         assert all(e.detail["actor"] == "admin-api" for e in events if e.type.startswith("admin."))
         assert len(events) == 4 + 3 + 2 + 2 + 3  # nothing else was written
 
-        narrow_events = events_of(app, app.runtime.store.get_api_key(
-            __import__("shared.auth", fromlist=["hash_key"]).hash_key(narrow_key)).tenant_id)
+        narrow_events = events_of(
+            app,
+            app.runtime.store.get_api_key(
+                __import__("shared.auth", fromlist=["hash_key"]).hash_key(narrow_key)
+            ).tenant_id,
+        )
         fid = forbidden.headers["x-request-id"]
         assert kinds(narrow_events, fid) == {"operation": 1, "permission.denied": 1}
         assert kinds(events_of(app, slow_id), limited.headers["x-request-id"]) == {"operation": 1, "rate.refused": 1}
@@ -124,8 +136,11 @@ async def test_one_event_per_fact(tmp_path, model_env, fake):
         bad_tool = next(e for e in events if e.request_id == rid["failed_tool"] and e.type == "tool")
         assert bad_tool.detail["ok"] is False and bad_tool.detail["error"]
         denial = next(e for e in events if e.type == "permission.denied")
-        assert denial.detail == {"scope": "tool", "tool": "calculator",
-                                 "reason": "'calculator' is not in legal's tool allow-list"}
+        assert denial.detail == {
+            "scope": "tool",
+            "tool": "calculator",
+            "reason": "'calculator' is not in legal's tool allow-list",
+        }
         alert = next(e for e in events if e.type == "budget.alert")
         assert alert.detail["window"] == "day" and alert.detail["threshold"] == 0.0001
         refusal = next(e for e in events_of(app, poor_id) if e.type == "operation")
@@ -133,8 +148,8 @@ async def test_one_event_per_fact(tmp_path, model_env, fake):
         assert "input" in refusal.detail and "output" not in refusal.detail
 
 
-async def test_content_is_logged_redacted_only_when_the_tenant_turns_it_on(tmp_path, model_env):
-    async with local_app(f"sqlite:///{tmp_path}/a.db", **model_env) as app:
+async def test_content_is_logged_redacted_only_when_the_tenant_turns_it_on(tmp_path, admin_model_env):
+    async with local_app(f"sqlite:///{tmp_path}/a.db", **admin_model_env) as app:
         quiet_id, quiet_key = app.tenant("quiet")
         loud_id, loud_key = app.tenant("loud", content_logging=True)
         for key in (quiet_key, loud_key):
@@ -148,9 +163,9 @@ async def test_content_is_logged_redacted_only_when_the_tenant_turns_it_on(tmp_p
         assert loud.detail["input"] == quiet.detail["input"]  # the same facts besides the content
 
 
-async def test_audit_endpoint_pages_newest_first_and_cli_filters(tmp_path, model_env, capsys, monkeypatch):
+async def test_audit_endpoint_pages_newest_first_and_cli_filters(tmp_path, admin_model_env, capsys, monkeypatch):
     store_url = f"sqlite:///{tmp_path}/a.db"
-    async with local_app(store_url, **model_env) as app:
+    async with local_app(store_url, **admin_model_env) as app:
         tid, key = app.tenant("pager")
         for i in range(7):
             assert (await app.call("legal", "ask", {"question": f"q{i}"}, key)).status_code == 200

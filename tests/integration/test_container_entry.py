@@ -104,9 +104,10 @@ def test_the_entry_command_serves_health_on_port(tmp_path: Path, team: str | Non
         assert health.status_code == 200, health.text
         assert health.json()["checks"]["store"]["status"] == "pass"
         assert [t["name"] for t in teams] == ["finance"] if team else len(teams) == 24
-        # and it stops cleanly on SIGTERM, as Cloud Run stops an instance
+        # and it stops on SIGTERM within Cloud Run's 10 s (uvicorn drains, then re-raises the signal)
+        started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0
+        assert proc.wait(timeout=15) in (0, -signal.SIGTERM) and time.monotonic() - started < 10
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -7,7 +7,6 @@ import pytest
 
 from shared.catalog import load_catalog
 from shared.models.offline import example_from_schema
-from tests.fakes.messages_api import FakeMessagesServer
 from tests.helpers import local_app
 
 pytestmark = pytest.mark.integration
@@ -17,12 +16,6 @@ OPERATIONS = [(team.name, op.name) for team in load_catalog() for op in team.ope
 
 def example_input(team: str, operation: str) -> dict:
     return example_from_schema(load_catalog().team(team).operation(operation).input_schema())
-
-
-@pytest.fixture(scope="module")
-def fake():
-    with FakeMessagesServer() as server:
-        yield server
 
 
 def test_catalog_has_every_operation():

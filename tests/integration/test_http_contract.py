@@ -4,26 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fakes.messages_api import FakeMessagesServer, delay, error, forced_invalid
+from tests.fakes.messages_api import delay, error, forced_invalid
 from tests.helpers import local_app
 
 pytestmark = pytest.mark.integration
 
 INVEST = {"risk_tolerance": "medium", "amount": 100000}
-
-
-@pytest.fixture(scope="module")
-def fake():
-    with FakeMessagesServer() as server:
-        yield server
-
-
-@pytest.fixture
-def model_env(fake, monkeypatch):
-    fake.state.reset()
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
-    return {"MULTIAGENT_MODEL_PROVIDER": "anthropic", "ANTHROPIC_API_KEY": "test-key"}
 
 
 def assert_problem(resp, status: int, slug: str) -> dict:

@@ -27,7 +27,7 @@ from shared.observability.metrics import METRIC_NAMES
 from shared.runtime import Runtime
 from shared.store import open_store
 from shared.tenants import TenantAdmin
-from tests.fakes.messages_api import FakeMessagesServer, tool_use
+from tests.fakes.messages_api import tool_use
 
 pytestmark = pytest.mark.integration
 
@@ -35,20 +35,6 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "observability"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 INCOMING = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
-
-
-@pytest.fixture(scope="module")
-def fake():
-    with FakeMessagesServer() as server:
-        yield server
-
-
-@pytest.fixture
-def model_env(fake, monkeypatch):
-    fake.state.reset()
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
-    return {"MULTIAGENT_MODEL_PROVIDER": "anthropic"}
 
 
 def build(store_url: str, *, serve_mode: bool = False, **env: str) -> tuple[Runtime, Any]:

@@ -10,26 +10,12 @@ import time
 import pytest
 
 from shared.envelope import HEADER, Envelope
-from tests.fakes.messages_api import FakeMessagesServer, error, max_overlap, tool_use
+from tests.fakes.messages_api import error, max_overlap, tool_use
 from tests.helpers import local_app
 
 pytestmark = pytest.mark.integration
 
 THREE = ["marketing", "finance", "legal"]
-
-
-@pytest.fixture(scope="module")
-def fake():
-    with FakeMessagesServer() as server:
-        yield server
-
-
-@pytest.fixture
-def model_env(fake, monkeypatch):
-    fake.state.reset()
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
-    return {"MULTIAGENT_MODEL_PROVIDER": "anthropic", "ANTHROPIC_API_KEY": "test-key"}
 
 
 def run_ledger(app, tenant_id: str, run_id: str) -> list:

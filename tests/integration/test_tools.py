@@ -6,24 +6,10 @@ import json
 
 import pytest
 
-from tests.fakes.messages_api import FakeMessagesServer, tool_use
+from tests.fakes.messages_api import tool_use
 from tests.helpers import local_app
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def fake():
-    with FakeMessagesServer() as server:
-        yield server
-
-
-@pytest.fixture
-def env(fake, monkeypatch):
-    fake.state.reset()
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
-    return {"MULTIAGENT_MODEL_PROVIDER": "anthropic", "ANTHROPIC_API_KEY": "test-key"}
 
 
 def tool_results(entry: dict) -> list[dict]:
@@ -35,8 +21,8 @@ def consult(team: str) -> object:
     return tool_use("consult_team", {"team": team, "question": f"what does {team} think?"})
 
 
-async def test_consult_chain_is_refused_past_depth_two(tmp_path, env, fake):
-    async with local_app(f"sqlite:///{tmp_path}/s.db", **env) as app:
+async def test_consult_chain_is_refused_past_depth_two(tmp_path, model_env, fake):
+    async with local_app(f"sqlite:///{tmp_path}/s.db", **model_env) as app:
         tenant_id, key = app.tenant()
         fake.state.push(consult("legal"), consult("hr"), consult("security"))
         resp = await app.call("finance", "ask", {"question": "plan"}, key)
@@ -55,8 +41,8 @@ async def test_consult_chain_is_refused_past_depth_two(tmp_path, env, fake):
         assert len(app.runtime.store.list_ledger(tenant_id)) == len(log)
 
 
-async def test_consult_cycle_is_refused(tmp_path, env, fake):
-    async with local_app(f"sqlite:///{tmp_path}/s.db", **env) as app:
+async def test_consult_cycle_is_refused(tmp_path, model_env, fake):
+    async with local_app(f"sqlite:///{tmp_path}/s.db", **model_env) as app:
         _, key = app.tenant()
         fake.state.push(consult("legal"), consult("finance"))
         resp = await app.call("finance", "ask", {"question": "plan"}, key)
@@ -65,8 +51,8 @@ async def test_consult_cycle_is_refused(tmp_path, env, fake):
         assert refused["is_error"] is True and "cycle" in refused["content"]
 
 
-async def test_notes_and_tickets_are_isolated_between_tenants(tmp_path, env, fake):
-    async with local_app(f"sqlite:///{tmp_path}/s.db", **env) as app:
+async def test_notes_and_tickets_are_isolated_between_tenants(tmp_path, model_env, fake):
+    async with local_app(f"sqlite:///{tmp_path}/s.db", **model_env) as app:
         a_id, a_key = app.tenant("a")
         b_id, b_key = app.tenant("b")
         fake.state.push(
@@ -85,8 +71,8 @@ async def test_notes_and_tickets_are_isolated_between_tenants(tmp_path, env, fak
         assert app.runtime.store.list_tickets(b_id) == []
 
 
-async def test_tool_not_on_allow_list_is_an_error_result(tmp_path, env, fake):
-    async with local_app(f"sqlite:///{tmp_path}/s.db", **env) as app:
+async def test_tool_not_on_allow_list_is_an_error_result(tmp_path, model_env, fake):
+    async with local_app(f"sqlite:///{tmp_path}/s.db", **model_env) as app:
         _, key = app.tenant()
         fake.state.push(tool_use("tickets", {"action": "list"}))  # finance may not use tickets
         assert (await app.call("finance", "ask", {"question": "q"}, key)).status_code == 200
@@ -94,8 +80,8 @@ async def test_tool_not_on_allow_list_is_an_error_result(tmp_path, env, fake):
         assert result["is_error"] is True and "not available" in result["content"]
 
 
-async def test_calculator_tool_result_reaches_the_model(tmp_path, env, fake):
-    async with local_app(f"sqlite:///{tmp_path}/s.db", **env) as app:
+async def test_calculator_tool_result_reaches_the_model(tmp_path, model_env, fake):
+    async with local_app(f"sqlite:///{tmp_path}/s.db", **model_env) as app:
         _, key = app.tenant()
         fake.state.push(tool_use("calculator", {"expression": "(1200 - 300) * 2"}),
                         tool_use("calculator", {"expression": "__import__('os')"}))
