@@ -73,6 +73,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from shared.runtime import Runtime
 
     runtime = Runtime()
+    runtime.check()  # a model without a price stops the start, before anything listens
     app = create_app(runtime, serve_mode=True)
     print(f"multiagent: serving {len(runtime.catalog)} teams on http://{args.host}:{args.port} "
           f"(store {runtime.settings.store_url}, model {runtime.settings.model_provider})", file=sys.stderr, flush=True)
@@ -149,7 +150,10 @@ def cmd_invoke(args: argparse.Namespace) -> int:
             raise CLIError("--api-key (or MULTIAGENT_API_KEY) is needed; `multiagent tenants create NAME` makes one")
         status, body = _invoke_in_process(args.team, args.operation, payload, key)
     if status != 200:
-        raise CLIError(f"{status} {body.get('title', 'error')}: {body.get('detail', body)}")
+        fields = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', [])[1:]) or 'body'}: {e.get('msg')}"
+                           for e in body.get("errors", []))
+        raise CLIError(f"{status} {body.get('title', 'error')}: {body.get('detail', body)}"
+                       + (f" ({fields})" if fields else ""))
     _print(body, args.json, lambda d: json.dumps(d["output"], indent=2) +
            f"\n-- {d['model']}, {d['usage']['input_tokens']}+{d['usage']['output_tokens']} tokens, "
            f"${d['usage']['cost_usd']:.6f}, {d['duration_ms']} ms")
@@ -338,6 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "serve":
         os.environ.setdefault("MULTIAGENT_LOG_LEVEL", "WARNING")  # a CLI prints results, not access logs
     try:
+        _settings()  # every command validates the environment first: one line naming the bad variable
         return int(args.fn(args) or 0)
     except KeyboardInterrupt:
         return 130

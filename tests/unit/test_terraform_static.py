@@ -329,3 +329,48 @@ def test_gateway_to_team_wiring() -> None:
     # and on both, a team consults other teams through the public gateway (no rights on each other)
     assert "module.gateway.url" in aws["team"]["environment"]
     assert "local.gateway_url" in gcp["team"]["environment"]
+
+
+META_ARGUMENTS = {"source", "for_each", "count", "depends_on", "providers", "version"}
+REFERENCE = re.compile(r"\b(var|local|module|data)\.([a-zA-Z_][\w-]*)(?:\.([a-zA-Z_][\w-]*))?")
+RESOURCE_REFERENCE = re.compile(r"(?<!data\.)\b((?:aws|google)_[a-z0-9_]+)\.([a-zA-Z_][\w-]*)\b")
+
+
+def _folder_config(folder: Path) -> dict[str, Any]:
+    """Everything a Terraform folder declares, merged over its .tf files."""
+    merged: dict[str, Any] = {"variable": {}, "output": {}, "module": {}, "resource": {}, "data": {}, "locals": {}}
+    for path in sorted(folder.glob("*.tf")):
+        for kind in ("variable", "output", "module", "resource", "data"):
+            merged[kind].update(blocks(path, kind))
+        for entry in parsed(path).get("locals", []):
+            merged["locals"].update(entry)
+    return merged
+
+
+@pytest.mark.parametrize("folder", ["aws", "gcp", *(f"modules/{c}/{m}" for c in CLOUDS
+                                                    for m in ("function", "state", "secrets"))])
+def test_every_reference_resolves(folder: str) -> None:
+    """An offline stand-in for `terraform validate` where no provider is available (GCP):
+    every var./local./module./data./resource reference names something declared, and every
+    module call passes exactly declared inputs, all required ones included."""
+    config = _folder_config(TF / folder)
+    text = json.dumps([list(config[k].values()) for k in ("output", "module", "resource", "data", "locals")])
+    for kind, name, attribute in REFERENCE.findall(text):
+        if kind == "var":
+            assert name in config["variable"], f"{folder}: var.{name}"
+        elif kind == "local":
+            assert name in config["locals"], f"{folder}: local.{name}"
+        elif kind == "module":
+            assert name in config["module"], f"{folder}: module.{name}"
+            called = _folder_config((TF / folder / config["module"][name]["source"]).resolve())
+            assert not attribute or attribute in called["output"], f"{folder}: module.{name}.{attribute}"
+        elif kind == "data":
+            assert f"{name}.{attribute}" in config["data"], f"{folder}: data.{name}.{attribute}"
+    for type_, name in RESOURCE_REFERENCE.findall(text):
+        assert f"{type_}.{name}" in config["resource"], f"{folder}: {type_}.{name}"
+    for name, call in config["module"].items():
+        called = _folder_config((TF / folder / call["source"]).resolve())
+        passed = set(call) - META_ARGUMENTS
+        assert passed <= set(called["variable"]), f"{folder}: module.{name} passes {passed - set(called['variable'])}"
+        required = {v for v, body in called["variable"].items() if "default" not in body}
+        assert required <= passed, f"{folder}: module.{name} misses {required - passed}"

@@ -55,7 +55,7 @@ locals {
 }
 
 resource "google_project_service" "apis" {
-  for_each           = toset(["run.googleapis.com", "firestore.googleapis.com", "secretmanager.googleapis.com", "artifactregistry.googleapis.com", "iamcredentials.googleapis.com"])
+  for_each           = toset(["run.googleapis.com", "firestore.googleapis.com", "secretmanager.googleapis.com", "artifactregistry.googleapis.com", "iamcredentials.googleapis.com", "cloudbuild.googleapis.com"])
   project            = var.project
   service            = each.key
   disable_on_destroy = false

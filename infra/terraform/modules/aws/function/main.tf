@@ -1,7 +1,5 @@
 # One Lambda function with its own role, log group and (for the gateway only) a public URL.
 
-data "aws_partition" "current" {}
-
 locals {
   log_group_name = "/aws/lambda/${var.name}"
 }
