@@ -77,19 +77,20 @@ class AgentCall(BudgetedCall):
             log.exception("event sink failed on %s", event)
 
 
-def operation_body(call: AgentCall, result: dict[str, Any], *, offline: bool) -> dict[str, Any]:
+def operation_body(call: AgentCall, output: dict[str, Any], duration_ms: float) -> dict[str, Any]:
     """The contract's 200 body of an operation (``POST /v1/teams/{team}/{operation}``)."""
+    offline = call.settings.model_provider == "offline"
     guard, team, op = call.guard, call.team_def, call.operation_def
     assert guard is not None and team is not None and op is not None
     model = guard.models[-1] if guard.models else (call.model or team.model)
     usage = Usage(guard.usage.input_tokens, guard.usage.output_tokens)
     usage += call.nested.usage
     body: dict[str, Any] = {
-        "id": call.identity.request_id, "team": team.name, "operation": op.name, "output": result["output"],
+        "id": call.identity.request_id, "team": team.name, "operation": op.name, "output": output,
         "model": "offline" if offline else model,
         "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
                   "cost_usd": usd(guard.cost_micros + call.nested.cost_micros)},
-        "duration_ms": result["duration_ms"],
+        "duration_ms": duration_ms,
     }
     if guard.degraded:
         body["degraded"] = {"model": guard.degraded["model"], "from": guard.degraded["from"],
@@ -155,7 +156,8 @@ async def run_operation(call: BudgetedCall) -> dict[str, Any]:
     except TimeoutError:
         name = f"{call.team_def.name}/{call.operation_def.name}"
         raise Timeout(f"{name} ran past its {deadline:.0f} s deadline") from None
-    return {"output": output.model_dump(mode="json"), "duration_ms": round((time.monotonic() - start) * 1000, 1)}
+    # The whole contract body: @budgeted stores exactly this for an Idempotency-Key replay.
+    return operation_body(call, output.model_dump(mode="json"), round((time.monotonic() - start) * 1000, 1))
 
 
 async def _loop(call: AgentCall) -> BaseModel:

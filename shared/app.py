@@ -233,7 +233,7 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
         from pydantic import ValidationError
 
         from shared import sessions
-        from shared.agent import operation_body, run_operation
+        from shared.agent import run_operation
         from shared.sse import event_stream, wants_event_stream
 
         try:
@@ -253,20 +253,14 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
         outcome["call"] = call
 
         async def execute() -> tuple[dict[str, Any], dict[str, str]]:
-            result = await run_operation(call)
-            outcome["output"] = result.get("output")
+            payload = await run_operation(call)  # the full body, as stored for idempotent replays
+            outcome["output"] = payload.get("output")
             guard = call.guard
             assert guard is not None
             if call.replayed:
-                return result, {"idempotent-replayed": "true"}
-            payload = operation_body(call, result, offline=runtime.settings.model_provider == "offline")
-            if call.idempotency_key:
-                await anyio.to_thread.run_sync(
-                    runtime.store.complete_idempotency, tenant.id,
-                    f"{team.name}/{op.name}/{call.idempotency_key}", payload,
-                )
+                return payload, {"idempotent-replayed": "true"}
             if session_id:
-                output = result["output"]
+                output = payload["output"]
                 await sessions.append_turn(
                     runtime.store, tenant.id, session_id, f"{team.name}/{op.name}: {json.dumps(body)}",
                     output["answer"] if op.name == "ask" and "answer" in output else json.dumps(output),

@@ -207,7 +207,7 @@ class TeamRouter:
                                event_context: dict[str, Any] | None = None) -> dict[str, Any]:
         from pydantic import ValidationError
 
-        from shared.agent import operation_body, run_operation
+        from shared.agent import run_operation
         from shared.errors import ValidationFailed
 
         # Verified like a remote hop, so both paths refuse the same envelopes.
@@ -239,7 +239,7 @@ class TeamRouter:
                 outcome["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
                 operation_finished(self.runtime.store, outcome, request_id,
                                    serve_mode=bool(self.runtime.extensions.get("serve_mode")))
-        return operation_body(call, result, offline=self.runtime.settings.model_provider == "offline")
+        return result
 
     async def _call_http(self, team: str, operation: str, payload: dict[str, Any], envelope: Envelope,
                          credentials: dict[str, str], request_id: str) -> dict[str, Any]:

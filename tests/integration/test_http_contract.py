@@ -177,3 +177,20 @@ def _day_month() -> list[str]:
 
     now = time.time()
     return [day_key(now), month_key(now)]
+
+
+async def test_idempotent_retry_returns_the_first_result_and_is_charged_once(tmp_path, model_env, fake):
+    async with local_app(f"sqlite:///{tmp_path}/s.db", **model_env) as app:
+        tenant_id, key = app.tenant()
+        first = await app.call("finance", "analyze_investment", INVEST, key, **{"idempotency-key": "k-1"})
+        calls = len(fake.state.log())
+        again = await app.call("finance", "analyze_investment", INVEST, key, **{"idempotency-key": "k-1"})
+        assert first.status_code == again.status_code == 200
+        assert again.json() == first.json()  # the whole body, id and usage included
+        assert again.headers["idempotent-replayed"] == "true"
+        assert len(fake.state.log()) == calls  # no model call for the replay
+        ledger = app.runtime.store.list_ledger(tenant_id)
+        assert sum(e.cost_micros for e in ledger) == round(first.json()["usage"]["cost_usd"] * 1_000_000)
+        other = await app.call("finance", "analyze_investment", {**INVEST, "amount": 5}, key,
+                               **{"idempotency-key": "k-1"})
+        assert_problem(other, 422, "validation-error")
