@@ -14,7 +14,7 @@ from typing import Any
 from shared.models.base import ModelRequest, ModelResponse, Usage
 
 BANNER = (
-    "multiagent: running on the OFFLINE model (deterministic placeholder answers, $0). "
+    "multiagent: running on the offline model (deterministic placeholder answers, $0, no network). "
     "Set ANTHROPIC_API_KEY (or MULTIAGENT_MODEL_PROVIDER=anthropic|bedrock|vertex) to use a real model."
 )
 

@@ -27,7 +27,7 @@ def env(tmp_path) -> dict[str, str]:
 
 def assert_one_line_error(out: subprocess.CompletedProcess[str], *words: str) -> None:
     assert out.returncode != 0
-    lines = [line for line in out.stderr.splitlines() if line.strip() and "OFFLINE model" not in line]
+    lines = [line for line in out.stderr.splitlines() if line.strip() and "offline model" not in line]
     assert len(lines) == 1, out.stderr
     assert "Traceback" not in out.stderr
     for word in words:
@@ -57,6 +57,7 @@ def test_invoke_in_process_and_over_http_then_usage(env, tmp_path):
                        "--api-key", key, "--json")
     assert local.returncode == 0, local.stderr
     assert json.loads(local.stdout)["output"]["allocation"]
+    assert "offline" in local.stderr and "ANTHROPIC_API_KEY" in local.stderr  # the banner says how to switch
     server = ServeProcess(env).wait_ready()
     try:
         remote = multiagent(env, "invoke", "legal", "ask", "--input", '{"question": "What is an NDA?"}',
