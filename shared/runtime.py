@@ -53,13 +53,13 @@ class Runtime:
         """Validate everything that can be checked without a network call: the catalog
         loads and every model it can use has a price. ``multiagent serve`` calls it before
         listening; a function runs it in the warm-up, and ``/health`` reports its failure."""
-        self._check_prices()
+        catalog = self.catalog  # a bad MULTIAGENT_TEAM or team module fails here, offline or not
+        if self.settings.model_provider != "offline":
+            self._check_prices(catalog)
 
-    def _check_prices(self) -> None:
-        if self.settings.model_provider == "offline":
-            return
-        models = {self.settings.model_override} if self.settings.model_override else {t.model for t in self.catalog}
-        models |= {t.on_low_budget_model for t in self.catalog if t.on_low_budget_model}
+    def _check_prices(self, catalog: Catalog) -> None:
+        models = {self.settings.model_override} if self.settings.model_override else {t.model for t in catalog}
+        models |= {t.on_low_budget_model for t in catalog if t.on_low_budget_model}
         for model in models:
             price_for(model)  # raises ConfigurationError: never a silent $0
 

@@ -64,7 +64,7 @@ provider "aws" {{
   }}
 }}
 """
-SERVICES = ("dynamodb", "iam", "kms", "lambda", "logs", "s3", "secretsmanager", "sts")
+SERVICES = ("cloudwatch", "dynamodb", "iam", "kms", "lambda", "logs", "s3", "secretsmanager", "sns", "sts")
 
 
 def write_cli_config(path: Path) -> Path:
