@@ -253,3 +253,11 @@ module "gateway" {
     },
   ])
 }
+
+# Alarms over the Embedded Metric Format lines every function writes (errors by problem
+# type, p95 latency per team, budget refusals).
+module "observability" {
+  source      = "../modules/aws/observability"
+  name_prefix = local.prefix
+  teams       = local.team_names
+}

@@ -160,3 +160,11 @@ module "team" {
   deletion_protection = var.environment == "prod"
   labels              = { function = each.key }
 }
+
+# Log-based metrics and alert policies over the structured log line every function
+# writes per operation (errors by problem type, latency per team, budget refusals).
+module "observability" {
+  source      = "../modules/gcp/observability"
+  project_id  = var.project
+  name_prefix = local.prefix
+}
