@@ -15,6 +15,20 @@ from shared.runtime import Runtime
 from shared.tenants import TenantAdmin, public_tenant
 
 
+def check_admin_key(runtime: Runtime, request: Request) -> None:
+    """404 when the admin API is off, 401 without a key, 403 with another key."""
+    from shared.app import request_key
+
+    expected = runtime.settings.admin_key
+    if not expected:
+        raise NotFound("the admin API is off; set MULTIAGENT_ADMIN_KEY to enable it")
+    key = request_key(request)
+    if not key:
+        raise Unauthenticated("send the admin key as 'Authorization: Bearer KEY'")
+    if not hmac.compare_digest(key.encode(), expected.encode()):
+        raise Forbidden("that is not the admin key")
+
+
 def admin_routes(runtime: Runtime, serve_mode: bool) -> list[Route]:
     """The admin routes, answering 404 when the admin API is off."""
     _admin: list[TenantAdmin] = []
@@ -25,16 +39,7 @@ def admin_routes(runtime: Runtime, serve_mode: bool) -> list[Route]:
         return _admin[0]
 
     async def guard(request: Request) -> None:
-        from shared.app import request_key
-
-        expected = runtime.settings.admin_key
-        if not expected:
-            raise NotFound("the admin API is off; set MULTIAGENT_ADMIN_KEY to enable it")
-        key = request_key(request)
-        if not key:
-            raise Unauthenticated("send the admin key as 'Authorization: Bearer KEY'")
-        if not hmac.compare_digest(key.encode(), expected.encode()):
-            raise Forbidden("that is not the admin key")
+        check_admin_key(runtime, request)
 
     async def run(fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))

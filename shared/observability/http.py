@@ -15,7 +15,6 @@ Registered by ``shared.extensions``. Like ``shared.admin`` this sits at the app'
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 from typing import Any
 
@@ -26,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.errors import Forbidden, NotFound, Unauthenticated, ValidationFailed
+from shared.errors import Forbidden, NotFound, ValidationFailed
 from shared.observability import audit, instrument, metrics, tracing
 from shared.observability.stats import MAX_HOURS, operation_stats, since_iso
 from shared.runtime import Runtime
@@ -124,16 +123,9 @@ def _is_loopback(request: Request) -> bool:
 
 
 def _check_admin(runtime: Runtime, request: Request) -> None:
-    from shared.app import request_key
+    from shared.admin import check_admin_key
 
-    expected = runtime.settings.admin_key
-    if not expected:
-        raise NotFound("the admin API is off; set MULTIAGENT_ADMIN_KEY to enable it")
-    key = request_key(request)
-    if not key:
-        raise Unauthenticated("send the admin key as 'Authorization: Bearer KEY'")
-    if not hmac.compare_digest(key.encode(), expected.encode()):
-        raise Forbidden("that is not the admin key")
+    check_admin_key(runtime, request)
 
 
 def _merge_usage(reports: list[dict[str, Any]]) -> dict[str, Any]:
