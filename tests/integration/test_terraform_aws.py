@@ -179,6 +179,8 @@ def test_apply_makes_25_functions_each_with_its_own_role(applied: dict[str, Any]
     assert gateway["Handler"] == "functions.gateway.main.handler"
     urls = json.loads(gateway["Environment"]["Variables"]["MULTIAGENT_TEAM_URLS"])
     assert urls == {t: f"lambda://{PREFIX}-{t}" for t in teams()}
+    # long runs continue in an asynchronous invoke of the gateway itself
+    assert gateway["Environment"]["Variables"]["MULTIAGENT_RUN_CONTINUATION"] == f"lambda:{PREFIX}-gateway"
     # and every environment fits Lambda's 4 KB limit
     for name, fn in found.items():
         size = sum(len(k) + len(v) for k, v in fn["Environment"]["Variables"].items())
@@ -247,9 +249,10 @@ def test_roles_are_least_privilege(applied: dict[str, Any]) -> None:
         wildcard = {a for a, rs in by_action.items() if "*" in rs}
         assert wildcard <= {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}, (name, wildcard)
         assert not any(a.endswith(":*") or a == "*" for a in by_action), name
-        # and only the gateway may invoke, and only the team functions
+        # and only the gateway may invoke: the team functions, and itself (a long run continues
+        # in an asynchronous invoke of the gateway)
         if name.endswith("-gateway"):
-            assert by_action["lambda:InvokeFunction"] == team_arns
+            assert by_action["lambda:InvokeFunction"] == team_arns | {functions(applied)[name]["FunctionArn"]}
         else:
             assert not any(a.startswith("lambda:") for a in by_action), name
 

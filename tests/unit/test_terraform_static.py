@@ -374,3 +374,15 @@ def test_every_reference_resolves(folder: str) -> None:
         assert passed <= set(called["variable"]), f"{folder}: module.{name} passes {passed - set(called['variable'])}"
         required = {v for v, body in called["variable"].items() if "default" not in body}
         assert required <= passed, f"{folder}: module.{name} misses {required - passed}"
+
+
+def test_gcp_long_runs_continue_through_a_cloud_tasks_queue_the_gateway_may_enqueue_to():
+    root = parsed(TF / "gcp" / "main.tf")
+    queues = [r["google_cloud_tasks_queue"] for r in root["resource"] if "google_cloud_tasks_queue" in r]
+    assert queues and "runs" in queues[0]
+    grants = [r["google_cloud_tasks_queue_iam_member"] for r in root["resource"]
+              if "google_cloud_tasks_queue_iam_member" in r]
+    grant = next(iter(grants[0].values()))
+    assert grant["role"] == "roles/cloudtasks.enqueuer" and "module.gateway" in grant["member"]
+    gateway = next(m["gateway"] for m in root["module"] if "gateway" in m)
+    assert "cloudtasks:" in str(gateway["environment"]) and "MULTIAGENT_RUN_CONTINUATION" in str(gateway["environment"])

@@ -244,12 +244,19 @@ module "gateway" {
     MULTIAGENT_TEAM_URLS       = jsonencode({ for team in local.team_names : team => "lambda://${local.function_names[team]}" })
     MULTIAGENT_DEADLINE_S      = tostring(local.gateway_timeout_s - 20)
     MULTIAGENT_ALLOWED_ORIGINS = join(",", var.gateway.allowed_origins)
+    # a long run (Prefer: respond-async) continues in an asynchronous invoke of the gateway itself
+    MULTIAGENT_RUN_CONTINUATION = "lambda:${local.gateway_name}"
   })
   policy_statements = concat(local.common_statements, [
     {
       sid       = "InvokeTeamFunctionsOnly"
       actions   = ["lambda:InvokeFunction"]
       resources = [for team in local.team_names : "${local.lambda_arn}:${local.function_names[team]}"]
+    },
+    {
+      sid       = "ContinueLongRunsInItself"
+      actions   = ["lambda:InvokeFunction"]
+      resources = ["${local.lambda_arn}:${local.gateway_name}"]
     },
   ])
 }

@@ -55,7 +55,7 @@ locals {
 }
 
 resource "google_project_service" "apis" {
-  for_each           = toset(["run.googleapis.com", "firestore.googleapis.com", "secretmanager.googleapis.com", "artifactregistry.googleapis.com", "iamcredentials.googleapis.com", "cloudbuild.googleapis.com"])
+  for_each           = toset(["run.googleapis.com", "firestore.googleapis.com", "secretmanager.googleapis.com", "artifactregistry.googleapis.com", "iamcredentials.googleapis.com", "cloudbuild.googleapis.com", "cloudtasks.googleapis.com"])
   project            = var.project
   service            = each.key
   disable_on_destroy = false
@@ -110,6 +110,32 @@ module "secrets" {
   depends_on = [google_project_service.apis]
 }
 
+# --- long runs: a run started with "Prefer: respond-async" continues in a Cloud Tasks call to
+# POST /v1/runs/{id}/resume on the gateway (authenticated by the run's signed envelope) ------
+
+resource "google_cloud_tasks_queue" "runs" {
+  project  = var.project
+  location = var.region
+  name     = "${local.prefix}-runs"
+
+  retry_config {
+    max_attempts  = 5
+    min_backoff   = "5s"
+    max_backoff   = "300s"
+    max_doublings = 4
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_cloud_tasks_queue_iam_member" "gateway_enqueues_runs" {
+  project  = var.project
+  location = var.region
+  name     = google_cloud_tasks_queue.runs.name
+  role     = "roles/cloudtasks.enqueuer"
+  member   = module.gateway.service_account_member
+}
+
 # --- services -------------------------------------------------------------------------------
 
 module "gateway" {
@@ -129,10 +155,11 @@ module "gateway" {
     cpu           = var.gateway.cpu
   }
   environment = merge(local.common_environment, {
-    MULTIAGENT_TEAM_URLS       = jsonencode({ for team, m in module.team : team => m.url })
-    MULTIAGENT_TEAM_AUTH       = "google-id-token"
-    MULTIAGENT_DEADLINE_S      = tostring(local.gateway_timeout_s - 60)
-    MULTIAGENT_ALLOWED_ORIGINS = join(",", var.gateway.allowed_origins)
+    MULTIAGENT_TEAM_URLS        = jsonencode({ for team, m in module.team : team => m.url })
+    MULTIAGENT_TEAM_AUTH        = "google-id-token"
+    MULTIAGENT_DEADLINE_S       = tostring(local.gateway_timeout_s - 60)
+    MULTIAGENT_ALLOWED_ORIGINS  = join(",", var.gateway.allowed_origins)
+    MULTIAGENT_RUN_CONTINUATION = "cloudtasks:${google_cloud_tasks_queue.runs.id}@${local.gateway_url}"
   })
   secret_ids          = module.secrets.ids
   project_roles       = local.project_roles
