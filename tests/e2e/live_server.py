@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,16 +32,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.servers import free_port
 from tests.fakes.messages_api import FakeMessagesProcess, RemoteFake
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (released before the server binds it: a tiny race, fine for tests)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
