@@ -273,7 +273,7 @@
       h("td", { class: "when", title: e.at, text: when(e.at) }), h("td", { class: "type" }, badgeFor(e)),
       withTenant ? h("td", { class: "tenant", text: tenantName(e.tenant_id) }) : null,
       h("td", { class: "op", text: [e.team, e.operation].filter(Boolean).join(" / ") || "–" }),
-      h("td", { class: "num status", text: e.status || "" }),
+      h("td", { class: "num code", text: e.status || "" }),
       h("td", { class: "detail", text: detailText(e) }))));
   }
   function tenantName(id) {
