@@ -39,6 +39,7 @@ from shared.errors import (
     ProblemError,
     Unavailable,
     ValidationFailed,
+    recording_failure,
 )
 from shared.observability.logging import configure, log_event
 from shared.pricing import usd
@@ -178,18 +179,10 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
         started = time.perf_counter()
         outcome: dict[str, Any] = {"team": request.path_params["team"], "operation": request.path_params["operation"]}
         try:
-            response = await _invoke(request, outcome)
+            with recording_failure(outcome):
+                response = await _invoke(request, outcome)
             outcome["status"] = response.status_code
             return response
-        except ProblemError as exc:
-            outcome["status"], outcome["problem"] = exc.status, exc
-            raise
-        except StoreUnavailable:
-            outcome["status"] = 503
-            raise
-        except Exception:
-            outcome["status"] = 500
-            raise
         finally:
             outcome["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
             outcome["started"] = started
@@ -272,14 +265,8 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
                 call.events = emit
                 step = {"team": team.name, "operation": op.name, "request_id": request_id}
                 await emit("step.started", step)
-                try:
+                with recording_failure(outcome, catch=BaseException):
                     payload, _ = await execute()
-                except ProblemError as exc:
-                    outcome["status"], outcome["problem"] = exc.status, exc
-                    raise
-                except BaseException:
-                    outcome["status"] = 500
-                    raise
                 await emit("step.completed", {**step, "status": "succeeded", "output": payload.get("output"),
                                               "usage": payload.get("usage")})
                 return payload

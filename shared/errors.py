@@ -21,6 +21,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 
@@ -144,3 +146,23 @@ PROBLEM_TYPES: tuple[type[ProblemError], ...] = (
     Unavailable,
     Timeout,
 )
+
+
+def status_of(exc: BaseException) -> int:
+    """The HTTP status a call ends with when ``exc`` escapes it (500 for the unplanned)."""
+    status = getattr(exc, "status", None) if isinstance(exc, MultiAgentError) else None
+    return status if isinstance(status, int) else 500
+
+
+@contextmanager
+def recording_failure(
+    outcome: dict[str, Any], catch: type[BaseException] = Exception
+) -> Iterator[None]:
+    """Note in ``outcome`` the status (and problem) of an exception on its way out."""
+    try:
+        yield
+    except catch as exc:
+        outcome["status"] = status_of(exc)
+        if isinstance(exc, ProblemError):
+            outcome["problem"] = exc
+        raise

@@ -25,7 +25,7 @@ from starlette.responses import Response
 
 from shared.envelope import HEADER as ENVELOPE_HEADER
 from shared.envelope import Envelope, EnvelopeRefused, Keyring, KeySource, verify
-from shared.errors import PROBLEM_TYPES, Forbidden, ProblemError, ToolFailure, Unavailable
+from shared.errors import PROBLEM_TYPES, Forbidden, ProblemError, ToolFailure, Unavailable, recording_failure
 from shared.observability.instrument import operation_finished
 from shared.observability.tracing import outgoing_headers as outgoing_trace_headers
 from shared.store.base import StoreUnavailable, Tenant
@@ -226,14 +226,9 @@ class TeamRouter:
         outcome: dict[str, Any] = {"team": team, "operation": operation, "tenant": tenant, "call": call}
         started = time.perf_counter()
         try:
-            result = await run_operation(call)
+            with recording_failure(outcome):
+                result = await run_operation(call)
             outcome["status"], outcome["output"] = 200, result.get("output")
-        except ProblemError as exc:
-            outcome["status"], outcome["problem"] = exc.status, exc
-            raise
-        except Exception:
-            outcome["status"] = 500
-            raise
         finally:
             if "status" in outcome:
                 outcome["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)

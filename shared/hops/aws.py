@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import threading
 import time
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
 from shared.errors import Unavailable
+from shared.lazy import Lazy
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # synchronous Invoke's request and response limit
 
@@ -71,20 +71,18 @@ class LambdaInvoker:
     def __init__(self, client: Any = None, region: str | None = None, timeout_s: float = 135.0) -> None:
         self.region = region
         self.timeout_s = timeout_s
-        self._client = client
-        self._lock = threading.Lock()
+        self._client: Lazy[Any] = Lazy(self._make_client, client)
+
+    def _make_client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        config = Config(connect_timeout=2, read_timeout=self.timeout_s, max_pool_connections=64,
+                        retries={"total_max_attempts": 1})
+        return boto3.session.Session().client("lambda", region_name=self.region, config=config)
 
     def _get_client(self) -> Any:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    import boto3
-                    from botocore.config import Config
-
-                    config = Config(connect_timeout=2, read_timeout=self.timeout_s, max_pool_connections=64,
-                                    retries={"total_max_attempts": 1})
-                    self._client = boto3.session.Session().client("lambda", region_name=self.region, config=config)
-        return self._client
+        return self._client.get()
 
     def invoke(self, function: str, event: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
         """One synchronous invoke (blocking)."""

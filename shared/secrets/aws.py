@@ -11,9 +11,9 @@ are never logged; :class:`~shared.secrets.base.CachedSecrets` keeps them per ins
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any
 
+from shared.lazy import Lazy
 from shared.secrets.base import SecretUnavailable
 
 PREFIX_ENV = "MULTIAGENT_SECRETS_PREFIX"
@@ -26,24 +26,20 @@ class AwsSecrets:
     def __init__(self, prefix: str | None = None, client: Any = None, region: str | None = None) -> None:
         self.prefix = os.environ.get(PREFIX_ENV, "") if prefix is None else prefix
         self.region = region
-        self._client = client
-        self._lock = threading.Lock()
+        self._client: Lazy[Any] = Lazy(self._make_client, client)
+
+    def _make_client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
+        try:
+            return boto3.session.Session().client("secretsmanager", region_name=self.region, config=config)
+        except Exception as exc:  # NoRegionError and friends
+            raise SecretUnavailable(f"cannot create a Secrets Manager client: {exc}") from None
 
     def _get_client(self) -> Any:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    import boto3
-                    from botocore.config import Config
-
-                    config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
-                    try:
-                        self._client = boto3.session.Session().client(
-                            "secretsmanager", region_name=self.region, config=config
-                        )
-                    except Exception as exc:  # NoRegionError and friends
-                        raise SecretUnavailable(f"cannot create a Secrets Manager client: {exc}") from None
-        return self._client
+        return self._client.get()
 
     def secret_id(self, name: str) -> str:
         """The Secrets Manager name of secret ``name``."""

@@ -15,9 +15,9 @@ imported when the first secret is read. Values are never logged.
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any
 
+from shared.lazy import Lazy
 from shared.secrets.base import SecretUnavailable
 
 PREFIX_ENV = "MULTIAGENT_SECRETS_PREFIX"
@@ -45,15 +45,10 @@ class GcpSecrets:
         self.project = project or os.environ.get(PROJECT_ENV) or os.environ.get("GOOGLE_CLOUD_PROJECT") or None
         self.prefix = os.environ.get(PREFIX_ENV, "") if prefix is None else prefix
         self.endpoint = endpoint or os.environ.get(ENDPOINT_ENV) or None
-        self._client = client
-        self._lock = threading.Lock()
+        self._client: Lazy[Any] = Lazy(self._make_client, client)
 
     def _get_client(self) -> Any:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    self._client = self._make_client()
-        return self._client
+        return self._client.get()
 
     def _make_client(self) -> Any:
         import google.auth

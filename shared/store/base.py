@@ -37,6 +37,8 @@ from shared.errors import MultiAgentError
 class StoreUnavailable(MultiAgentError):
     """The state store could not be reached or answered with an error."""
 
+    status = 503  # a call it escapes from ends as 503 unavailable (fail closed)
+
 
 def new_id(prefix: str) -> str:
     """A random, sortable-enough identifier: ``prefix_<32 hex>``."""
