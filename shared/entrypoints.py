@@ -9,7 +9,10 @@
 - the functions-framework target (``functions-framework --asgi --target NAME``):
   functions-framework only accepts ``@functions_framework.aio.http`` functions, not an app
   object, so the target is a thin forwarder whose response object runs our app with the
-  framework's own ``send`` (streaming responses included).
+  framework's own ``send`` (streaming responses included). functions-framework builds
+  the target in gunicorn's master process and then forks the worker, so the target starts
+  no thread: a warm-up thread caught mid-import at the fork leaves the worker's import lock
+  held forever (the first request hung). The worker warms up on its first request instead.
 """
 
 from __future__ import annotations
@@ -63,10 +66,11 @@ def functions_framework_target(kind: str, name: str) -> Callable[..., Any]:
     """The ``@functions_framework.aio.http`` forwarder called ``name``."""
     import functions_framework.aio
 
-    app = asgi_app(kind)
-    app.state.runtime.warm_up()  # type: ignore[attr-defined]
+    app = asgi_app(kind)  # imports only, in the master: the worker inherits them
+    runtime = app.state.runtime  # type: ignore[attr-defined]
 
     async def forward(request: Any) -> Any:
+        runtime.warm_up()  # idempotent; runs in the worker, after the fork
         return _Passthrough(app, request.scope, request.receive)
 
     forward.__name__ = forward.__qualname__ = name

@@ -17,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import sys
 import threading
 import time
 import urllib.request
 from typing import Any
+
+from tests.ports import free_port
 
 
 def scenario_secrets() -> dict[str, Any]:
@@ -63,12 +64,6 @@ def scenario_id_token() -> dict[str, Any]:
     return {"headers": asyncio.run(go()), "fetches": tokens.fetches}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def scenario_hop() -> dict[str, Any]:
     import httpx
     import uvicorn
@@ -83,7 +78,7 @@ def scenario_hop() -> dict[str, Any]:
     from tests.fakes.gcp import SERVICE_ACCOUNT, decode_claims
 
     store_url = os.environ["PROBE_STORE"]
-    port = _free_port()
+    port = free_port()
     team_url = f"http://127.0.0.1:{port}"
     seen: list[dict[str, Any]] = []
 

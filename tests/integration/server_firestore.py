@@ -13,7 +13,6 @@ import atexit
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -21,6 +20,8 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+
+from tests.ports import free_port
 
 INSTALL_HINT = (
     "Firestore emulator not installed: apt-get install google-cloud-cli-firestore-emulator (Google Cloud SDK apt "
@@ -61,12 +62,6 @@ def emulator_command(port: int) -> list[str]:
             return [str(launcher), "start", "--host=127.0.0.1", f"--port={port}"]
     raise EmulatorNotInstalled(INSTALL_HINT)
 
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Emulator:

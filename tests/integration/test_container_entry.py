@@ -11,13 +11,14 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -46,11 +47,6 @@ def image_cmd() -> list[str]:
     [cmd] = [json.loads(arg) for instruction, arg in final_stage() if instruction == "CMD"]
     return list(cmd)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start(tmp_path: Path, **extra: str) -> tuple[subprocess.Popen[str], int]:

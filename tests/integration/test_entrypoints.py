@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -14,14 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.ports import free_port
+
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def function_url_event(method: str, path: str, body: dict | None = None, headers: dict | None = None) -> dict:
@@ -117,6 +113,16 @@ def test_functions_framework_target_as_cloud_run_starts_it(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_functions_framework_target_starts_no_thread_before_the_fork(tmp_path):
+    """functions-framework builds the target in gunicorn's master and forks the worker: a
+    thread alive at the fork (the provider warm-up, mid-import) deadlocked the worker."""
+    script = "import threading\nfrom functions.team.main import team\nprint(threading.active_count())"
+    out = subprocess.run([sys.executable, "-c", script], env=env_for(tmp_path, MULTIAGENT_TEAM="legal"),
+                         capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "1"
 
 
 def test_team_function_without_team_says_what_to_set(tmp_path):
