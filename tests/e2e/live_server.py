@@ -19,7 +19,6 @@ everything at the end. ``start_live_server`` does the same outside pytest.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -32,8 +31,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.servers import free_port
+from tests.e2e import servers
 from tests.fakes.messages_api import FakeMessagesProcess, RemoteFake
+from tests.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -111,17 +111,10 @@ class LiveServer:
 def server_env(store_path: Path, *, fake_url: str | None = None,
                env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a test server: its own SQLite file, quiet logs, offline unless a fake URL is given."""
-    out = {k: v for k, v in os.environ.items() if not k.startswith(("MULTIAGENT_", "ANTHROPIC_"))}
-    out.update({"MULTIAGENT_STORE": f"sqlite:///{store_path}", "MULTIAGENT_LOG_LEVEL": "WARNING",
-                "PYTHONUNBUFFERED": "1", "MULTIAGENT_SHUTDOWN_GRACE_S": "1"})
-    if fake_url:
-        out.update({"MULTIAGENT_MODEL_PROVIDER": "anthropic", "ANTHROPIC_API_KEY": "test",
-                    "ANTHROPIC_BASE_URL": fake_url})
-    else:
-        out["MULTIAGENT_MODEL_PROVIDER"] = "offline"
-    out["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
-    out.update(env or {})
-    return out
+    settings = {"MULTIAGENT_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1", "MULTIAGENT_SHUTDOWN_GRACE_S": "1"}
+    if not fake_url:
+        settings["MULTIAGENT_MODEL_PROVIDER"] = "offline"
+    return servers.server_env(f"sqlite:///{store_path}", fake_url, **(settings | dict(env or {})))
 
 
 def start_live_server(

@@ -18,7 +18,6 @@ from tests.ports import free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
-
 def server_env(store_url: str, model_url: str | None = None, **extra: str) -> dict[str, str]:
     """The environment of a server process: this process's (emulator variables included),
     minus any MULTIAGENT_/ANTHROPIC_ settings, plus the given ones."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -13,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.e2e.servers import server_env
 from tests.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -39,9 +39,7 @@ def function_url_event(method: str, path: str, body: dict | None = None, headers
 
 
 def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MULTIAGENT_", "ANTHROPIC_"))}
-    env |= {"MULTIAGENT_STORE": f"sqlite:///{tmp_path}/store.db", "PYTHONPATH": str(ROOT), **extra}
-    return env
+    return server_env(f"sqlite:///{tmp_path}/store.db", **extra)
 
 
 def create_tenant(env: dict[str, str]) -> str:
