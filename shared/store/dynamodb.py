@@ -73,7 +73,7 @@ from shared.store.base import (
     WindowState,
     now_iso,
 )
-from shared.store.sqlite import GCRA_PERIOD_S, gcra, gcra_remaining
+from shared.store.gcra import GCRA_PERIOD_S, gcra, gcra_remaining
 
 Item = dict[str, dict[str, Any]]
 

@@ -134,7 +134,7 @@ from shared.store.base import (
     WindowState,
     now_iso,
 )
-from shared.store.sqlite import GCRA_PERIOD_S, gcra, gcra_remaining
+from shared.store.gcra import GCRA_PERIOD_S, gcra, gcra_remaining
 
 DEFAULT_SHARDS = 8
 COLOCATED_PREFIXES = ("day:", "month:", "team:")  # tenant-wide windows: few keys, hot

@@ -36,6 +36,7 @@ from shared.store.base import (
     WindowState,
     now_iso,
 )
+from shared.store.gcra import gcra, gcra_remaining
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tenants (id TEXT PRIMARY KEY, data TEXT NOT NULL, created_at TEXT NOT NULL);
@@ -69,28 +70,6 @@ CREATE TABLE IF NOT EXISTS runs (tenant_id TEXT NOT NULL, id TEXT NOT NULL, vers
 CREATE TABLE IF NOT EXISTS sessions (tenant_id TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
     data TEXT NOT NULL, PRIMARY KEY (tenant_id, id));
 """
-
-GCRA_PERIOD_S = 60.0
-
-
-def gcra(tat: float | None, now: float, rate: RateLimit) -> tuple[bool, float, float]:
-    """Generic cell rate algorithm: (allowed, new theoretical arrival time, retry after).
-
-    Chosen over a token bucket because its whole state is one number (the theoretical
-    arrival time), so a store can update it with one conditional write.
-    """
-    interval = GCRA_PERIOD_S / max(1, rate.limit_per_minute)
-    new_tat = max(tat or now, now) + rate.cost * interval
-    if new_tat - now > GCRA_PERIOD_S:
-        return False, tat or now, new_tat - now - GCRA_PERIOD_S
-    return True, new_tat, 0.0
-
-
-def gcra_remaining(tat: float, now: float, rate: RateLimit) -> int:
-    """Units still available right now after the bucket reached ``tat``."""
-    interval = GCRA_PERIOD_S / max(1, rate.limit_per_minute)
-    return max(0, int((GCRA_PERIOD_S - max(0.0, tat - now)) / interval))
-
 
 class SQLiteStore:
     """The :class:`~shared.store.base.Store` on one SQLite file."""
