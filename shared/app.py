@@ -355,6 +355,8 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
         asyncio.get_running_loop().call_later(WARM_UP_DELAY_S, runtime.warm_up)
         yield
         await router.close()
+        # The model client is left open: a background run still on this loop must be
+        # cancelled (and so released for another instance), not fail on a closed client.
 
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
                     exception_handlers={404: _not_found_handler, 405: _method_handler})

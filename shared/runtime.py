@@ -109,6 +109,12 @@ class Runtime:
             raise Unavailable("the secret store is unreachable; the model provider cannot be configured")
         return self._provider
 
+    async def close_provider(self) -> None:
+        """Close the model provider's connections, if it was built (an app embedded in a
+        longer-lived program, e.g. a test or a benchmark, closes it before its loop ends)."""
+        if self._provider is not None:
+            await self._provider.aclose()
+
     def close(self) -> None:
         """Release the store connection."""
         self.store.close()

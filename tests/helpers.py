@@ -48,4 +48,5 @@ async def local_app(store_url: str, **env: str) -> AsyncIterator[LocalApp]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60) as client:
         yield LocalApp(runtime, client)
+    await runtime.close_provider()
     store.close()

@@ -35,6 +35,11 @@ class AnthropicProvider:
         """Model ids are passed through unchanged."""
         return model
 
+    async def aclose(self) -> None:
+        """Close the SDK's connection pool while its event loop still runs (left to the
+        garbage collector, it is closed on a dead loop and logs an error)."""
+        await self.client.close()
+
     async def create(self, request: ModelRequest) -> ModelResponse:
         """One Messages API call; SDK errors become problem errors."""
         sdk = self._sdk

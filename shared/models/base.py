@@ -57,3 +57,6 @@ class ModelProvider(Protocol):
 
     def resolve_model(self, model: str) -> str:
         """The model id this provider really bills (``offline`` for the offline one)."""
+
+    async def aclose(self) -> None:
+        """Close the provider's connections (on the event loop that used them)."""

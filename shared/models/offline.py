@@ -87,6 +87,9 @@ class OfflineProvider:
         """Whatever the team asked for, the offline model answers (and bills $0)."""
         return "offline"
 
+    async def aclose(self) -> None:
+        """Nothing to close: the offline model holds no connection."""
+
     async def create(self, request: ModelRequest) -> ModelResponse:
         """A forced tool gets schema-valid input; anything else gets a short text."""
         choice = request.tool_choice or {}

@@ -37,6 +37,16 @@ async def test_success_shape_and_headers(tmp_path, model_env):
         assert float(resp.headers["x-budget-remaining-usd"]) < 10.0
 
 
+async def test_closing_the_provider_closes_the_sdk_client_on_its_own_loop(tmp_path, model_env):
+    async with local_app(f"sqlite:///{tmp_path}/s.db", **model_env) as app:
+        _, key = app.tenant()
+        assert (await app.call("legal", "ask", {"question": "NDA?"}, key)).status_code == 200
+        provider = await app.runtime.provider()
+        assert not provider.client.is_closed()
+        await app.runtime.close_provider()
+        assert provider.client.is_closed()
+
+
 async def test_auth_errors(tmp_path):
     async with local_app(f"sqlite:///{tmp_path}/s.db") as app:
         tenant_id, key = app.tenant()
