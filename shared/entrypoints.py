@@ -62,19 +62,27 @@ class _Passthrough:
         await self.app(self.scope, self.receive, send)
 
 
-def functions_framework_target(kind: str, name: str) -> Callable[..., Any]:
-    """The ``@functions_framework.aio.http`` forwarder called ``name``."""
+def functions_framework_forwarder(app: ASGIApp, name: str,
+                                  on_request: Callable[[], None] | None = None) -> Callable[..., Any]:
+    """An ``@functions_framework.aio.http`` function called ``name`` that runs ``app``
+    (``on_request`` first, in the worker process)."""
     import functions_framework.aio
 
-    app = asgi_app(kind)  # imports only, in the master: the worker inherits them
-    runtime = app.state.runtime  # type: ignore[attr-defined]
-
     async def forward(request: Any) -> Any:
-        runtime.warm_up()  # idempotent; runs in the worker, after the fork
+        if on_request is not None:
+            on_request()
         return _Passthrough(app, request.scope, request.receive)
 
     forward.__name__ = forward.__qualname__ = name
     return functions_framework.aio.http(forward)
+
+
+def functions_framework_target(kind: str, name: str) -> Callable[..., Any]:
+    """The functions-framework target for ``kind``: the app is built now, in the master
+    (imports only: the worker inherits them), and warms up on the worker's first request
+    (``warm_up`` is idempotent)."""
+    app = asgi_app(kind)
+    return functions_framework_forwarder(app, name, on_request=app.state.runtime.warm_up)  # type: ignore[attr-defined]
 
 
 def module_getattr(kind: str, target: str) -> Callable[[str], Any]:

@@ -116,22 +116,9 @@ def _lambda_handler() -> Callable[..., Any]:
 
 
 def _functions_framework_target(name: str) -> Callable[..., Any]:
-    import functions_framework.aio
+    from shared.entrypoints import functions_framework_forwarder
 
-    app = create_http_app()
-
-    class Passthrough:
-        def __init__(self, scope: Scope, receive: Receive) -> None:
-            self.scope, self.receive = scope, receive
-
-        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-            await app(self.scope, self.receive, send)
-
-    async def forward(request: Any) -> Any:
-        return Passthrough(request.scope, request.receive)
-
-    forward.__name__ = forward.__qualname__ = name
-    return functions_framework.aio.http(forward)
+    return functions_framework_forwarder(create_http_app(), name)
 
 
 _cache: dict[str, Any] = {}
