@@ -7,6 +7,8 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -17,7 +19,6 @@ from tests.ports import free_port
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-
 
 
 def function_url_event(method: str, path: str, body: dict | None = None, headers: dict | None = None) -> dict:
@@ -90,19 +91,25 @@ def wait_ok(url: str, proc: subprocess.Popen, timeout: float = 30) -> httpx.Resp
     raise AssertionError(f"{url} never answered")
 
 
-def functions_framework(source: str, target: str, port: int, env: dict[str, str]) -> subprocess.Popen[str]:
-    """``functions-framework --asgi`` on ``source``'s ``target``, as a Cloud Run source deploy starts it."""
-    return subprocess.Popen([str(Path(sys.executable).parent / "functions-framework"), "--asgi", "--source",
+@contextmanager
+def functions_framework(source: str, target: str, port: int, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """``functions-framework --asgi`` on ``source``'s ``target``, as a Cloud Run source deploy
+    starts it; stopped on exit."""
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "functions-framework"), "--asgi", "--source",
                              str(ROOT / source), "--target", target, "--port", str(port), "--host", "127.0.0.1"],
                             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def test_functions_framework_target_as_cloud_run_starts_it(tmp_path):
     port = free_port()
     env = env_for(tmp_path, MULTIAGENT_TEAM="legal", PORT=str(port))
     key = create_tenant(env)
-    proc = functions_framework("functions/team/main.py", "team", port, env)
-    try:
+    with functions_framework("functions/team/main.py", "team", port, env) as proc:
         health = wait_ok(f"http://127.0.0.1:{port}/health", proc)
         assert health.status_code == 200
         resp = httpx.post(f"http://127.0.0.1:{port}/v1/teams/legal/ask", json={"question": "NDA basics?"},
@@ -112,25 +119,18 @@ def test_functions_framework_target_as_cloud_run_starts_it(tmp_path):
         other = httpx.post(f"http://127.0.0.1:{port}/v1/teams/finance/ask", json={"question": "q"},
                            headers={"authorization": f"Bearer {key}"}, timeout=30)
         assert other.status_code == 404  # a team function serves its own team only
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_mcp_function_as_functions_framework_target_lists_tools(tmp_path):
     port = free_port()
     env = env_for(tmp_path, MULTIAGENT_API_URL="http://127.0.0.1:9", MULTIAGENT_MCP_TEAMS="legal")
-    proc = functions_framework("functions/mcp/main.py", "mcp", port, env)
-    try:
+    with functions_framework("functions/mcp/main.py", "mcp", port, env) as proc:
         assert wait_ok(f"http://127.0.0.1:{port}/health", proc).status_code == 200
         resp = httpx.post(f"http://127.0.0.1:{port}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
                           headers={"accept": "application/json, text/event-stream"}, timeout=30)
         assert resp.status_code == 200, resp.text
         names = {t["name"] for t in resp.json()["result"]["tools"]}
         assert "legal_ask" in names and "finance_ask" not in names
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_functions_framework_target_starts_no_thread_before_the_fork(tmp_path):
