@@ -16,7 +16,24 @@ As a separate process (cwd must be the repository root so ``tests`` is importabl
     python -m tests.fakes.messages_api --port 0 --delay 0.2
     # prints "READY http://127.0.0.1:<port>" on stdout once it accepts connections
 
-and drive it remotely with :class:`RemoteFake` (``POST /_fake/script``, ``GET /_fake/log``, ``POST /_fake/reset``).
+and drive it remotely with :class:`RemoteFake` (``POST /_fake/script``, ``GET /_fake/log``, ``POST /_fake/reset``,
+``POST /_fake/billing``).
+
+Billing: every ``/v1/messages`` request the fake accepts is billed, like a real provider, and the log entry records it
+as ``billed: {"input_tokens", "output_tokens"}`` -- also when the client went away before the answer (the provider
+keeps generating: the full answer is billed); errors (scripted 4xx/5xx, invalid requests) are billed zero. Two modes::
+
+    FakeState(billing="default")          # today's estimate: ~4 characters of the JSON per token (the default)
+    FakeState(billing="tokens_per_byte")  # 1 token per UTF-8 byte of the text the model reads: the densest
+                                          # realistic byte-level tokenizer (see model_read_bytes)
+    fake.state.billing = "tokens_per_byte"; fake.state.usage_override = {"input_tokens": -3000000}
+    RemoteFake(url).set_billing("tokens_per_byte", usage_override={"input_tokens": 2e18})
+    python -m tests.fakes.messages_api --billing tokens_per_byte
+
+``usage_override`` replaces fields of the usage REPORTED in answers (any JSON value: negative, huge, fractional, a
+string) while ``billed`` stays the real count: a misbehaving provider or proxy. ``count_tokens`` answers the exact
+input tokens the billing mode bills for that body. :func:`billed_micros` / :func:`billed_usd` add up log entries at
+``shared.pricing`` prices.
 
 Without a scripted behaviour the fake answers in "auto mode": a forced ``tool_choice`` (``{"type": "tool"}`` or
 ``{"type": "any"}``) gets a ``tool_use`` block whose input is generated to validate against the tool's
@@ -57,18 +74,24 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 __all__ = [
+    "BILLING_MODES",
     "Behaviour",
     "FakeMessagesProcess",
     "FakeMessagesServer",
     "FakeState",
     "RemoteFake",
     "auto",
+    "billed_by_model",
+    "billed_micros",
+    "billed_tokens",
+    "billed_usd",
     "create_app",
     "delay",
     "error",
     "example_for_schema",
     "forced_invalid",
     "max_overlap",
+    "model_read_bytes",
     "text",
     "tool_use",
 ]
@@ -97,6 +120,8 @@ ERROR_TYPES: dict[int, str] = {
 # --------------------------------------------------------------------------------------------------------------------
 # Behaviours
 # --------------------------------------------------------------------------------------------------------------------
+
+BILLING_MODES = ("default", "tokens_per_byte")
 
 BEHAVIOUR_KINDS = ("auto", "text", "tool_use", "forced_invalid", "error", "delay")
 
@@ -179,7 +204,8 @@ def error(
 
 def delay(seconds: float, then: Behaviour | None = None) -> Behaviour:
     """Sleep ``seconds`` (asynchronously; other requests proceed), then answer with ``then`` (auto if None).
-    The sleep ends early if the client disconnects (e.g. a client-side timeout)."""
+    The sleep ends early if the client disconnects (e.g. a client-side timeout); the answer it would have given is
+    billed all the same (a provider keeps generating)."""
     return Behaviour("delay", seconds=float(seconds), then=then)
 
 
@@ -539,11 +565,19 @@ class FakeState:
     ``tool_choice``, ``stream``, ``behaviour`` (kind that produced the answer, after unwrapping delays),
     ``scripted`` (a queued behaviour was consumed), ``delay`` (seconds slept), ``status`` (HTTP status sent; 499 if
     the client went away during a delay), ``disconnected``.
+    ``billed`` (``{"input_tokens", "output_tokens"}``: what the provider charges for the request; zero for errors
+    and count_tokens), ``reported_usage`` (the usage sent in the answer, after ``usage_override``).
     ``finished_at`` is None while a request is in flight.
+
+    ``billing`` is ``"default"`` or ``"tokens_per_byte"``; ``usage_override`` (dict or None) replaces fields of the
+    reported usage. :meth:`reset` puts ``default_delay``, ``require_api_key``, ``billing`` and ``usage_override``
+    back to the values the state was built with.
     """
 
     default_delay: float = 0.0
     require_api_key: str | None = None
+    billing: str = "default"
+    usage_override: dict[str, Any] | None = None
     _queue: deque[Behaviour] = field(default_factory=deque, repr=False)
     _log: list[dict[str, Any]] = field(default_factory=list, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
@@ -555,7 +589,8 @@ class FakeState:
 
     def __post_init__(self) -> None:
         self._cond = threading.Condition(self._lock)
-        self._initial = (self.default_delay, self.require_api_key)
+        self.set_billing(self.billing, usage_override=self.usage_override)
+        self._initial = (self.default_delay, self.require_api_key, self.billing, copy.deepcopy(self.usage_override))
 
     # -- script --------------------------------------------------------------------------------------------------
     def push(self, *behaviours: Behaviour) -> None:
@@ -583,13 +618,50 @@ class FakeState:
             return self._queue.popleft() if self._queue else None
 
     def reset(self) -> None:
-        """Clear the script, the log and counters; default_delay/require_api_key back to their initial values."""
+        """Clear the script, the log and counters; default_delay, require_api_key, billing and usage_override back
+        to their initial values."""
         with self._lock:
             self._queue.clear()
             self._log.clear()
             self._counters.clear()
-            self.default_delay, self.require_api_key = self._initial
+            self.default_delay, self.require_api_key, self.billing, override = self._initial
+            self.usage_override = copy.deepcopy(override)
             self.max_in_flight = self._in_flight
+
+    # -- billing -------------------------------------------------------------------------------------------------
+    def set_billing(self, mode: str | None = None, *, usage_override: Any = ...) -> dict[str, Any]:
+        """Set the billing mode (``"default"`` / ``"tokens_per_byte"``) and/or the reported-usage override
+        (a dict of usage fields, or None to report the real usage); arguments left out keep their value.
+        Returns the current settings."""
+        if mode is not None and mode not in BILLING_MODES:
+            raise ValueError(f"unknown billing mode {mode!r}; expected one of {BILLING_MODES}")
+        if usage_override is not ... and usage_override is not None and not isinstance(usage_override, dict):
+            raise ValueError("usage_override must be an object (usage field -> reported value) or null")
+        with self._lock:
+            if mode is not None:
+                self.billing = mode
+            if usage_override is not ...:
+                self.usage_override = copy.deepcopy(usage_override)
+            return self.billing_settings()
+
+    def billing_settings(self) -> dict[str, Any]:
+        """``{"mode", "usage_override"}``."""
+        with self._lock:
+            return {"mode": self.billing, "usage_override": copy.deepcopy(self.usage_override)}
+
+    def input_tokens_for(self, body: dict[str, Any]) -> int:
+        """Input tokens the current billing mode bills for a request body (what count_tokens answers)."""
+        if self.billing == "tokens_per_byte":
+            return max(1, model_read_bytes(body))
+        return _input_tokens(body)
+
+    def output_tokens_for(self, body: dict[str, Any], content: list[dict[str, Any]]) -> int:
+        """Output tokens billed for ``content`` (clipped at the request's ``max_tokens``)."""
+        if self.billing == "tokens_per_byte":
+            n = max(1, _content_bytes(content))
+        else:
+            n = _estimate_tokens(content)
+        return min(n, int(body.get("max_tokens") or 1))
 
     def next_id(self, kind: str) -> int:
         with self._lock:
@@ -638,6 +710,8 @@ class FakeState:
             "delay": 0.0,
             "status": None,
             "disconnected": False,
+            "billed": {"input_tokens": 0, "output_tokens": 0},
+            "reported_usage": None,
         }
         assert self._cond is not None
         with self._cond:
@@ -691,6 +765,105 @@ def _estimate_tokens(obj: Any) -> int:
 
 def _input_tokens(body: dict[str, Any]) -> int:
     return _estimate_tokens({k: body.get(k) for k in ("messages", "system", "tools")})
+
+
+def _utf8(value: Any) -> int:
+    return len(value.encode("utf-8")) if isinstance(value, str) else 0
+
+
+def _json_bytes(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, default=str).encode("utf-8"))
+
+
+def _block_bytes(block: Any) -> int:
+    """UTF-8 bytes the model reads in one content block (or a bare string)."""
+    if isinstance(block, str):
+        return _utf8(block)
+    if not isinstance(block, dict):
+        return _json_bytes(block) if block is not None else 0
+    kind = block.get("type")
+    if kind == "text":
+        return _utf8(block.get("text"))
+    if kind == "tool_use" or kind == "server_tool_use":
+        return _utf8(block.get("name")) + _json_bytes(block.get("input", {}))
+    if kind == "tool_result":
+        inner = block.get("content")
+        if isinstance(inner, list):
+            return sum(_block_bytes(b) for b in inner)
+        return _block_bytes(inner) if inner is not None else 0
+    if kind == "thinking":
+        return _utf8(block.get("thinking"))
+    if kind == "redacted_thinking":
+        return _utf8(block.get("data"))
+    if kind == "document" and isinstance(block.get("source"), dict) and block["source"].get("type") == "text":
+        return _utf8(block["source"].get("data"))
+    return _json_bytes(block)  # anything else: all of it, serialised
+
+
+def _content_bytes(content: Any) -> int:
+    if isinstance(content, list):
+        return sum(_block_bytes(b) for b in content)
+    return _block_bytes(content)
+
+
+def model_read_bytes(body: dict[str, Any]) -> int:
+    """UTF-8 bytes of the text the model reads in a Messages request: the system text, every text / tool_result
+    content / tool_use input (JSON without ASCII escaping) of every message, each tool's name, description and
+    input_schema, and a structured-output schema if any. ``tokens_per_byte`` billing charges one token per byte."""
+    if not isinstance(body, dict):
+        return 0
+    total = _content_bytes(body.get("system")) if body.get("system") is not None else 0
+    for msg in body.get("messages") or []:
+        if isinstance(msg, dict):
+            total += _content_bytes(msg.get("content"))
+    for tool in body.get("tools") or []:
+        if not isinstance(tool, dict):
+            continue
+        total += _utf8(tool.get("name")) + _utf8(tool.get("description"))
+        if "input_schema" in tool:
+            total += _json_bytes(tool["input_schema"])
+    schema = _output_schema(body)
+    if schema is not None:
+        total += _json_bytes(schema)
+    return total
+
+
+def billed_tokens(entries: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """``{"input_tokens", "output_tokens", "requests"}`` billed over log entries (requests = entries billed > 0)."""
+    out = {"input_tokens": 0, "output_tokens": 0, "requests": 0}
+    for e in entries:
+        b = e.get("billed") or {}
+        i, o = int(b.get("input_tokens", 0)), int(b.get("output_tokens", 0))
+        out["input_tokens"] += i
+        out["output_tokens"] += o
+        out["requests"] += 1 if (i or o) else 0
+    return out
+
+
+def billed_by_model(entries: Iterable[dict[str, Any]], cost: Any = None) -> dict[str, int]:
+    """Billed micro-dollars per model over log entries, each request priced on its own (rounded up, as the ledger
+    does) with ``cost(model, input_tokens, output_tokens)`` -- ``shared.pricing.cost_micros`` by default."""
+    if cost is None:
+        from shared.pricing import cost_micros as cost
+    out: dict[str, int] = {}
+    for e in entries:
+        b = e.get("billed") or {}
+        i, o = int(b.get("input_tokens", 0)), int(b.get("output_tokens", 0))
+        if not (i or o):
+            continue
+        model = str(e.get("model"))
+        out[model] = out.get(model, 0) + int(cost(model, i, o))
+    return out
+
+
+def billed_micros(entries: Iterable[dict[str, Any]], cost: Any = None) -> int:
+    """What the provider charged for these log entries, in micro-dollars (see :func:`billed_by_model`)."""
+    return sum(billed_by_model(entries, cost).values())
+
+
+def billed_usd(entries: Iterable[dict[str, Any]], cost: Any = None) -> float:
+    """:func:`billed_micros` in USD."""
+    return billed_micros(entries, cost) / 1_000_000
 
 
 def _last_user_text(messages: Any) -> str:
@@ -800,10 +973,27 @@ class _Responder:
             return self.fallback_text(), "end_turn"
         return self.auto_content()
 
-    def message(self, content: list[dict[str, Any]], stop_reason: str) -> dict[str, Any]:
+    def message(
+        self, content: list[dict[str, Any]], stop_reason: str, entry: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The answer; bills it in ``entry`` (the real usage) and reports the usage after ``usage_override``."""
         body = self.body
-        input_tokens = _input_tokens(body)
-        output_tokens = min(_estimate_tokens(content), int(body.get("max_tokens") or 1))
+        state = self.state
+        with state._lock:
+            input_tokens = state.input_tokens_for(body)
+            output_tokens = state.output_tokens_for(body, content)
+            override = copy.deepcopy(state.usage_override)
+        usage: dict[str, Any] = {
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+        }
+        if override:
+            usage.update(override)
+        if entry is not None:
+            entry["billed"] = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+            entry["reported_usage"] = copy.deepcopy(usage)
         return {
             "id": f"msg_fake_{self.state.next_id('msg')}",
             "type": "message",
@@ -812,12 +1002,7 @@ class _Responder:
             "content": content,
             "stop_reason": stop_reason,
             "stop_sequence": None,
-            "usage": {
-                "input_tokens": input_tokens,
-                "output_tokens": output_tokens,
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
-            },
+            "usage": usage,
         }
 
 
@@ -857,7 +1042,7 @@ def _stream_events(message: dict[str, Any]) -> list[bytes]:
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
-                "usage": {"output_tokens": message["usage"]["output_tokens"]},
+                "usage": {"output_tokens": message["usage"].get("output_tokens")},
             },
         )
     )
@@ -870,9 +1055,21 @@ def _stream_events(message: dict[str, Any]) -> list[bytes]:
 # --------------------------------------------------------------------------------------------------------------------
 
 
+def _apply_billing(state: FakeState, data: Any) -> dict[str, Any]:
+    """``{"mode": ..., "usage_override": {...} | null}`` (either key optional) onto ``state``."""
+    if not isinstance(data, dict):
+        raise ValueError('billing must be an object like {"mode": "tokens_per_byte", "usage_override": {...}}')
+    unknown = set(data) - {"mode", "usage_override"}
+    if unknown:
+        raise ValueError(f"unknown billing fields: {sorted(unknown)}")
+    return state.set_billing(
+        data.get("mode"), usage_override=data["usage_override"] if "usage_override" in data else ...
+    )
+
+
 def create_app(state: FakeState) -> Starlette:
     """Starlette app: POST /v1/messages, POST /v1/messages/count_tokens, GET /_fake/log, POST /_fake/script,
-    POST /_fake/reset."""
+    POST /_fake/reset, GET|POST /_fake/billing."""
 
     def error_response(entry: dict[str, Any] | None, status: int, body: Any, headers: dict[str, str] | None = None):
         req_id = f"req_fake_{state.next_id('req')}"
@@ -931,6 +1128,13 @@ def create_app(state: FakeState) -> Starlette:
             waited += state.default_delay
         entry.update(behaviour=behaviour.kind, scripted=scripted is not None, delay=waited)
         if waited > 0 and not await sleep(request, entry, waited):
+            # A provider keeps generating after its client left: the full answer is billed all the same.
+            if behaviour.kind != "error":
+                responder = _Responder(state, body)
+                try:
+                    responder.message(*responder.content_for(behaviour), entry)
+                except _RequestError:
+                    pass
             state._finish(entry, 499)
             return Response(status_code=499)
 
@@ -942,7 +1146,7 @@ def create_app(state: FakeState) -> Starlette:
             content, stop_reason = responder.content_for(behaviour)
         except _RequestError as exc:
             return invalid(entry, str(exc))
-        message = responder.message(content, stop_reason)
+        message = responder.message(content, stop_reason, entry)
         req_id = f"req_fake_{state.next_id('req')}"
 
         if not body.get("stream"):
@@ -969,7 +1173,7 @@ def create_app(state: FakeState) -> Starlette:
             return early
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return invalid(entry, "messages: Field required")
-        n = _input_tokens(body)
+        n = state.input_tokens_for(body)
         state._finish(entry, 200)
         return JSONResponse({"input_tokens": n}, headers={"request-id": f"req_fake_{state.next_id('req')}"})
 
@@ -985,10 +1189,28 @@ def create_app(state: FakeState) -> Starlette:
             behaviours = [Behaviour.from_dict(d) for d in data.get("script", [])]
         except (ValueError, TypeError, AttributeError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
+        billing = data.get("billing")
+        if billing is not None:
+            try:
+                _apply_billing(state, billing)
+            except (ValueError, TypeError) as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
         state.set_script(behaviours, append=bool(data.get("append", False)))
         if data.get("default_delay") is not None:
             state.default_delay = float(data["default_delay"])
-        return JSONResponse({"pending": state.pending(), "default_delay": state.default_delay})
+        return JSONResponse(
+            {"pending": state.pending(), "default_delay": state.default_delay, "billing": state.billing_settings()}
+        )
+
+    async def post_billing(request: Request) -> Response:
+        try:
+            _apply_billing(state, await request.json())
+        except (ValueError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(state.billing_settings())
+
+    async def get_billing(request: Request) -> Response:
+        return JSONResponse(state.billing_settings())
 
     async def post_reset(request: Request) -> Response:
         state.reset()
@@ -1001,6 +1223,8 @@ def create_app(state: FakeState) -> Starlette:
             Route("/_fake/log", get_log, methods=["GET"]),
             Route("/_fake/script", post_script, methods=["POST"]),
             Route("/_fake/reset", post_reset, methods=["POST"]),
+            Route("/_fake/billing", post_billing, methods=["POST"]),
+            Route("/_fake/billing", get_billing, methods=["GET"]),
         ]
     )
 
@@ -1106,6 +1330,24 @@ class RemoteFake:
     def set_default_delay(self, seconds: float) -> dict[str, Any]:
         return self.set_script([], append=True, default_delay=seconds)
 
+    def set_billing(self, mode: str | None = None, *, usage_override: Any = ...) -> dict[str, Any]:
+        """``POST /_fake/billing``: the billing mode and/or the reported-usage override (None: report the real
+        usage); arguments left out keep their value. Returns ``{"mode", "usage_override"}``."""
+        payload: dict[str, Any] = {}
+        if mode is not None:
+            payload["mode"] = mode
+        if usage_override is not ...:
+            payload["usage_override"] = usage_override
+        resp = httpx.post(f"{self.url}/_fake/billing", json=payload, timeout=self.timeout)
+        resp.raise_for_status()
+        return resp.json()
+
+    def billing(self) -> dict[str, Any]:
+        """``GET /_fake/billing``: ``{"mode", "usage_override"}``."""
+        resp = httpx.get(f"{self.url}/_fake/billing", timeout=self.timeout)
+        resp.raise_for_status()
+        return resp.json()
+
     def log(self, path: str | None = "/v1/messages") -> list[dict[str, Any]]:
         resp = httpx.get(f"{self.url}/_fake/log", params={"path": path} if path else None, timeout=self.timeout)
         resp.raise_for_status()
@@ -1121,7 +1363,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 class FakeMessagesProcess:
     """Starts ``python -m tests.fakes.messages_api`` as a subprocess and waits for its ``READY <url>`` line.
 
-    ``with FakeMessagesProcess(delay=0.1) as fake: fake.url, fake.remote (RemoteFake), fake.proc``."""
+    ``with FakeMessagesProcess(delay=0.1, billing="tokens_per_byte") as fake: fake.url, fake.remote (RemoteFake),
+    fake.proc``."""
 
     def __init__(
         self,
@@ -1131,6 +1374,7 @@ class FakeMessagesProcess:
         cwd: str | Path | None = None,
         env: dict[str, str] | None = None,
         ready_timeout: float = 15.0,
+        billing: str = "default",
     ) -> None:
         self.args = [
             python or sys.executable,
@@ -1140,6 +1384,8 @@ class FakeMessagesProcess:
             str(port),
             "--delay",
             str(delay),
+            "--billing",
+            billing,
         ]
         self.cwd = str(cwd or REPO_ROOT)
         self.env = env
@@ -1187,12 +1433,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 = pick a free port")
     parser.add_argument("--delay", type=float, default=0.0, help="default delay (s) for auto answers")
+    parser.add_argument("--billing", choices=BILLING_MODES, default="default", help="billing mode (see the docstring)")
     args = parser.parse_args(argv)
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    server = FakeMessagesServer(FakeState(default_delay=args.delay), host=args.host, port=args.port)
+    server = FakeMessagesServer(
+        FakeState(default_delay=args.delay, billing=args.billing), host=args.host, port=args.port
+    )
     server.start()
     try:
         print(f"READY {server.url}", flush=True)

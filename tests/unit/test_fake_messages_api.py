@@ -17,6 +17,7 @@ import pydantic
 import pytest
 from pydantic import BaseModel, Field
 
+from shared.pricing import cost_micros
 from tests.fakes.messages_api import (
     Behaviour,
     FakeMessagesProcess,
@@ -24,11 +25,16 @@ from tests.fakes.messages_api import (
     FakeState,
     RemoteFake,
     auto,
+    billed_by_model,
+    billed_micros,
+    billed_tokens,
+    billed_usd,
     delay,
     error,
     example_for_schema,
     forced_invalid,
     max_overlap,
+    model_read_bytes,
     text,
     tool_use,
 )
@@ -355,6 +361,209 @@ def test_subprocess_mode_prints_ready_and_serves() -> None:
         log = proc.remote.log()
         assert len(log) == 2 and log[1]["finished_at"] - log[1]["received_at"] >= 0.05
     assert proc.proc.returncode == 0
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Billing
+# ---------------------------------------------------------------------------------------------------------------------
+
+PRICED = "claude-opus-4-5"
+DENSE_TOOL = {
+    "name": "lookup_ü",
+    "description": "Look up — anything",
+    "input_schema": {"type": "object", "properties": {"q": {"type": "string", "description": "Qüery"}}},
+}
+DENSE_MESSAGES = [
+    {"role": "user", "content": "Héllo 日本"},
+    {
+        "role": "assistant",
+        "content": [
+            {"type": "text", "text": "ok"},
+            {"type": "tool_use", "id": "toolu_1", "name": "lookup_ü", "input": {"q": "ü"}},
+        ],
+    },
+    {
+        "role": "user",
+        "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": "résultat"},
+            {"type": "text", "text": "go on"},
+        ],
+    },
+]
+
+
+def dense_bytes() -> int:
+    """What the model reads in DENSE_MESSAGES + DENSE_TOOL + system "sÿs", counted by hand."""
+    texts = [
+        "sÿs",
+        "Héllo 日本",
+        "ok",
+        "lookup_ü",
+        '{"q": "ü"}',
+        "résultat",
+        "go on",
+        "lookup_ü",
+        "Look up — anything",
+        json.dumps(DENSE_TOOL["input_schema"], ensure_ascii=False),
+    ]
+    return sum(len(t.encode()) for t in texts)
+
+
+@pytest.fixture
+def dense_fake(fake: FakeMessagesServer) -> Iterator[FakeMessagesServer]:
+    fake.state.set_billing("tokens_per_byte")
+    yield fake
+    fake.state.set_billing("default", usage_override=None)
+
+
+def test_default_billing_bills_what_it_reports(fake: FakeMessagesServer) -> None:
+    with sync_client(fake) as client:
+        msg = client.messages.create(model=PRICED, max_tokens=100, messages=USER, system="be brief")
+        counted = client.messages.count_tokens(model=PRICED, messages=USER, system="be brief")
+    (entry,) = fake.state.log()
+    assert fake.state.billing_settings() == {"mode": "default", "usage_override": None}
+    assert entry["billed"] == {"input_tokens": msg.usage.input_tokens, "output_tokens": msg.usage.output_tokens}
+    assert counted.input_tokens == msg.usage.input_tokens
+    assert fake.state.log("/v1/messages/count_tokens")[0]["billed"] == {"input_tokens": 0, "output_tokens": 0}
+
+
+def test_tokens_per_byte_bills_every_utf8_byte_the_model_reads(dense_fake: FakeMessagesServer) -> None:
+    dense_fake.state.push(text("réponse ✓"))
+    with sync_client(dense_fake) as client:
+        msg = client.messages.create(
+            model=PRICED, max_tokens=100, messages=DENSE_MESSAGES, system="sÿs", tools=[DENSE_TOOL]
+        )
+        counted = client.messages.count_tokens(model=PRICED, messages=DENSE_MESSAGES, system="sÿs", tools=[DENSE_TOOL])
+        clipped = client.messages.create(model=PRICED, max_tokens=3, messages=USER)
+    assert msg.usage.input_tokens == dense_bytes() == counted.input_tokens
+    assert msg.usage.output_tokens == len("réponse ✓".encode())
+    first, second = dense_fake.state.log()
+    assert first["billed"] == {"input_tokens": dense_bytes(), "output_tokens": len("réponse ✓".encode())}
+    assert model_read_bytes(first["body"]) == dense_bytes()
+    assert second["billed"] == {"input_tokens": len(USER[0]["content"]), "output_tokens": 3}
+    assert clipped.usage.output_tokens == 3
+
+
+def test_system_blocks_and_structured_output_schema_are_read(dense_fake: FakeMessagesServer) -> None:
+    system = [{"type": "text", "text": "ab"}, {"type": "text", "text": "é"}]
+    with sync_client(dense_fake) as client:
+        msg = client.messages.parse(model=PRICED, max_tokens=4000, messages=USER, output_format=SubPlan, system=system)
+    body = dense_fake.state.log()[0]["body"]
+    fmt = (body.get("output_config") or {}).get("format") or body["output_format"]
+    expected = 2 + 2 + len(USER[0]["content"]) + len(json.dumps(fmt["schema"], ensure_ascii=False).encode())
+    assert msg.usage.input_tokens == expected == dense_fake.state.log()[0]["billed"]["input_tokens"]
+
+
+def test_client_gone_during_delay_is_billed_for_the_full_answer(dense_fake: FakeMessagesServer) -> None:
+    dense_fake.state.push(delay(1.0, then=text("a long answer the client never read")))
+    with sync_client(dense_fake, timeout=0.2) as client, pytest.raises(anthropic.APITimeoutError):
+        client.messages.create(model=PRICED, max_tokens=100, messages=USER)
+    deadline = time.monotonic() + 2
+    while dense_fake.state.log()[0]["finished_at"] is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (entry,) = dense_fake.state.log()
+    assert entry["status"] == 499 and entry["disconnected"] is True
+    assert entry["billed"] == {
+        "input_tokens": len(USER[0]["content"]),
+        "output_tokens": len("a long answer the client never read"),
+    }
+
+
+def test_errors_are_billed_zero(dense_fake: FakeMessagesServer) -> None:
+    dense_fake.state.push(error(529), delay(0.05, then=error(500)), error(400))
+    with sync_client(dense_fake) as client:
+        for _ in range(3):
+            with pytest.raises(anthropic.APIStatusError):
+                client.messages.create(model=PRICED, max_tokens=100, messages=USER)
+        with pytest.raises(anthropic.BadRequestError):  # invalid request: never reaches a model
+            client.messages.create(
+                model=PRICED,
+                max_tokens=100,
+                messages=USER,
+                tools=[plan_tool()],
+                tool_choice={"type": "tool", "name": "nope"},
+            )
+    log = dense_fake.state.log()
+    assert [e["status"] for e in log] == [529, 500, 400, 400]
+    assert all(e["billed"] == {"input_tokens": 0, "output_tokens": 0} for e in log)
+    assert billed_micros(log) == 0 and billed_tokens(log)["requests"] == 0
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # pydantic, serialising the SDK's non-int usage
+@pytest.mark.parametrize("bogus", [-3_000_000, 2e18, 12.5, "lots"])
+def test_usage_override_reports_nonsense_but_bills_the_truth(dense_fake: FakeMessagesServer, bogus) -> None:
+    dense_fake.state.set_billing(usage_override={"input_tokens": bogus})
+    with sync_client(dense_fake) as client:
+        msg = client.messages.create(model=PRICED, max_tokens=100, messages=USER)
+        with client.messages.stream(model=PRICED, max_tokens=100, messages=USER) as stream:
+            streamed = stream.get_final_message()
+    assert msg.usage.input_tokens == bogus and streamed.usage.input_tokens == bogus
+    assert msg.usage.output_tokens == streamed.usage.output_tokens == len(msg.content[0].text.encode())
+    for entry in dense_fake.state.log():
+        assert entry["billed"] == {"input_tokens": len(USER[0]["content"]), "output_tokens": msg.usage.output_tokens}
+        assert entry["reported_usage"]["input_tokens"] == bogus
+
+
+def test_usage_override_of_output_tokens_in_a_stream(dense_fake: FakeMessagesServer) -> None:
+    dense_fake.state.set_billing(usage_override={"output_tokens": -1, "cache_read_input_tokens": 7})
+    with sync_client(dense_fake) as client:
+        with client.messages.stream(model=PRICED, max_tokens=100, messages=USER) as stream:
+            final = stream.get_final_message()
+    assert final.usage.output_tokens == -1 and final.usage.cache_read_input_tokens == 7
+    assert dense_fake.state.log()[0]["billed"]["output_tokens"] == len(final.content[0].text.encode())
+
+
+def test_billed_usd_prices_each_request_per_model(dense_fake: FakeMessagesServer) -> None:
+    with sync_client(dense_fake) as client:
+        client.messages.create(model=PRICED, max_tokens=100, messages=USER)
+        client.messages.create(model="claude-haiku-4-5-20251001", max_tokens=100, messages=USER)
+    log = dense_fake.state.log()
+    expected = {
+        e["model"]: cost_micros(e["model"], e["billed"]["input_tokens"], e["billed"]["output_tokens"]) for e in log
+    }
+    assert billed_by_model(log) == expected and all(v > 0 for v in expected.values())
+    assert billed_micros(log) == sum(expected.values())
+    assert billed_usd(log) == pytest.approx(sum(expected.values()) / 1e6)
+    assert (
+        billed_micros(log, cost=lambda model, i, o: i + o)
+        == billed_tokens(log)["input_tokens"] + billed_tokens(log)["output_tokens"]
+    )
+
+
+def test_billing_knobs_remotely_and_reset_restores_them(fake: FakeMessagesServer) -> None:
+    remote = RemoteFake(fake.url)
+    assert remote.billing() == {"mode": "default", "usage_override": None}
+    assert remote.set_billing("tokens_per_byte") == {"mode": "tokens_per_byte", "usage_override": None}
+    assert remote.set_billing(usage_override={"input_tokens": 2e18})["usage_override"] == {"input_tokens": 2e18}
+    assert fake.state.billing == "tokens_per_byte"
+    with sync_client(fake) as client:
+        assert client.messages.create(model=PRICED, max_tokens=10, messages=USER).usage.input_tokens == 2e18
+    assert remote.log()[0]["billed"]["input_tokens"] == len(USER[0]["content"])
+    remote.set_billing(usage_override=None)
+    assert remote.billing() == {"mode": "tokens_per_byte", "usage_override": None}
+    scripted = httpx.post(
+        f"{fake.url}/_fake/script",
+        json={"script": [], "billing": {"mode": "default", "usage_override": {"output_tokens": 0}}},
+    )
+    assert scripted.json()["billing"] == {"mode": "default", "usage_override": {"output_tokens": 0}}
+    for bad in ({"mode": "free"}, {"usage_override": 3}, {"nope": 1}, [1]):
+        assert httpx.post(f"{fake.url}/_fake/billing", json=bad).status_code == 400
+    assert httpx.post(f"{fake.url}/_fake/script", json={"billing": {"mode": "x"}}).status_code == 400
+    remote.reset()
+    assert remote.billing() == {"mode": "default", "usage_override": None}
+    dense = FakeState(billing="tokens_per_byte", usage_override={"input_tokens": -1})
+    dense.set_billing("default", usage_override=None)
+    dense.reset()
+    assert dense.billing_settings() == {"mode": "tokens_per_byte", "usage_override": {"input_tokens": -1}}
+    with pytest.raises(ValueError):
+        FakeState(billing="cheap")
+
+
+def test_subprocess_billing_flag() -> None:
+    with FakeMessagesProcess(billing="tokens_per_byte") as proc:
+        assert proc.remote.billing()["mode"] == "tokens_per_byte"
+        with anthropic.Anthropic(base_url=proc.url, api_key="test", max_retries=0) as client:
+            assert client.messages.count_tokens(model=PRICED, messages=USER).input_tokens == len(USER[0]["content"])
 
 
 # ---------------------------------------------------------------------------------------------------------------------
