@@ -133,7 +133,7 @@ async def _invoke_tool(tool: Tool | None, name: str, args: dict[str, Any], ctx: 
     try:
         parsed = tool.input.model_validate(args)
         result = await tool.run(ctx, parsed)
-        return json.dumps(result, default=str), False
+        return json.dumps(result, default=str, ensure_ascii=False), False
     except ValidationError as exc:
         return f"invalid arguments: {exc.errors(include_url=False)}", True
     except ToolFailure as exc:
@@ -167,8 +167,10 @@ async def _loop(call: AgentCall) -> BaseModel:
     ctx = ToolContext(tenant_id=call.identity.tenant.id, team=team.name, request_id=call.identity.request_id,
                       store=call.store, chain=call.identity.chain or (team.name,), call_team=call.call_team)
     definitions = [t.definition() for t in tools.values()] + [submit_tool(op)]
+    # UTF-8, not \uXXXX escapes: escaped text costs 2-3x the tokens and reads worse to the model
+    user_input = json.dumps(call.input.model_dump(mode="json"), ensure_ascii=False)
     messages: list[dict[str, Any]] = list(call.history) + [
-        {"role": "user", "content": f"Input for {op.name}:\n{json.dumps(call.input.model_dump(mode='json'))}"}
+        {"role": "user", "content": f"Input for {op.name}:\n{user_input}"}
     ]
     call.transcript = messages
     force, invalid = False, 0

@@ -354,6 +354,9 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
         # before: its import would compete with the first request for the GIL.
         asyncio.get_running_loop().call_later(WARM_UP_DELAY_S, runtime.warm_up)
         yield
+        from shared.budget import drain_detached
+
+        await drain_detached(runtime.settings.model_timeout_s)  # walked-away calls settle first
         await router.close()
         # The model client is left open: a background run still on this loop must be
         # cancelled (and so released for another instance), not fail on a closed client.

@@ -1,25 +1,34 @@
 """Per-tenant budgets: the ``@budgeted`` decorator and the guard every model call goes through.
 
-The path of one model call (``BudgetGuard.call``)::
+The path of one model call (``BudgetGuard.call``), one *attempt* per provider request::
 
-    estimate worst case = input upper bound x input price + max_tokens x output price
-    reserve it in every window (day, month, per-team day) and charge the rate buckets
-        refused by a window  -> reclaim expired reservations once and retry
-                             -> still refused: shrink max_tokens to what is left (if that
-                                still buys MIN_USEFUL_OUTPUT tokens), else 402
-        refused by a rate    -> 429 with Retry-After
+    bound the input: one token per UTF-8 byte of everything sent + the provider's framing
+    worst case = input bound x input price + max_tokens x output price
+    reserve it in every window (day, month, per-team day, run) and charge the rate buckets
+        refused by a window  -> ask the provider to count the input exactly (once) and retry
+                             -> still refused: cheaper model (policy), or shrink max_tokens
+                                to what is left (if that still buys MIN_USEFUL_OUTPUT), else 402
+        refused by a rate    -> 429 with Retry-After (contention: 429 with a short retry)
         store unreachable    -> 503; the model is never called unbudgeted
-    call the model           -> on failure, release the reservation
-    settle to the real cost from ``usage`` + ledger entry, in one store write
+    send the request, in a task of its own that outlives the caller (a client walking away
+    or a deadline does not cancel a request the provider is already generating)
+        answered             -> usage validated (else charged at the worst case: anomaly),
+                                settled at the real cost + ledger entry, in one store write
+        known never sent     -> (an error answer, a refused connection) reservation released
+        outcome unknown      -> (timeout, broken connection, cancelled while sending)
+                                charged at the worst case, ledger entry marked unsettled
+    retry (timeouts, overload, 429) under a NEW reservation: every attempt that may be
+    billed has its own reservation and ledger entry. The SDK itself never retries.
 
-Rate limits use GCRA (see ``shared.store.sqlite.gcra``): one number of state per bucket,
-so each store updates it inside the same atomic write as the reservation. Requests per
-minute are charged on the first model call of an operation; tokens per minute on every
-call, at the worst case (unused tokens are not refunded: a conservative bucket).
+A reservation nobody settles (the instance crashed or paused past its expiry) is charged
+unsettled by ``Store.reclaim_expired``; a late settle replaces it with the real cost.
 
-Input tokens are bounded by UTF-8 bytes / 2: Claude averages 3.5-4 bytes per token on
-English and JSON and about 3 on CJK text, so the reservation covers the real input in
-practice; the real cost from ``usage`` is what gets settled either way.
+Rate limits use GCRA (``shared.store.gcra``): one number of state per bucket, so each
+store updates it inside the same atomic write as the reservation. Requests per minute are
+charged on the first attempt of an operation; tokens per minute on every attempt at its
+worst case (input bound + max_tokens) and not refunded when fewer are used: a tenant's tpm
+is a cap on what its calls *could* use, so it buys fewer calls than the same number of
+billed tokens (see the README's "How a call is budgeted").
 """
 
 from __future__ import annotations
@@ -40,9 +49,10 @@ import anyio
 
 from shared.auth import check_team_allowed
 from shared.config import Settings
-from shared.errors import BudgetExceeded, Conflict, RateLimited, Unavailable, ValidationFailed
-from shared.models.base import ModelProvider, ModelRequest, ModelResponse, Usage
+from shared.errors import BudgetExceeded, Conflict, ProblemError, RateLimited, Unavailable, ValidationFailed
+from shared.models.base import ModelProvider, ModelRequest, ModelResponse, Usage, may_have_billed
 from shared.observability.instrument import model_call as observe_model_call
+from shared.observability.instrument import model_charged, usage_anomaly
 from shared.pricing import cost_micros, max_output_tokens_for, price_for, usd
 from shared.shielded import run_to_completion
 from shared.store.base import (
@@ -57,13 +67,41 @@ from shared.store.base import (
     Tenant,
     WindowLimit,
     WindowState,
+    ledger_id_for,
     new_id,
+    unsettled_entry,
 )
 
 log = logging.getLogger("multiagent.budget")
 
 MIN_USEFUL_OUTPUT = 256
 IDEMPOTENCY_TTL_S = 24 * 3600
+FRAMING_TOKENS = 1024  # role markers and the provider's tool-use system prompt
+BLOCK_FRAMING_TOKENS = 64  # rendering of one content block or tool definition
+COUNT_MARGIN = 1.05
+MAX_ATTEMPTS = 3  # provider requests per model call: the first and two retries
+MAX_RETRY_DELAY_S = 10.0
+
+# Attempts whose caller went away (client gone, deadline): still running so they settle at
+# the real cost. Referenced here so the loop does not drop them; drained at shutdown.
+_DETACHED: set[asyncio.Task[Any]] = set()
+
+
+def _detach(task: asyncio.Task[Any]) -> None:
+    _DETACHED.add(task)
+    task.add_done_callback(_forget_detached)
+
+
+def _forget_detached(task: asyncio.Task[Any]) -> None:
+    _DETACHED.discard(task)
+    if not task.cancelled() and task.exception() is not None:  # retrieved: no "never retrieved" noise
+        log.info("a detached model call ended with %s", type(task.exception()).__name__)
+
+
+async def drain_detached(timeout_s: float) -> None:
+    """Wait (bounded) for model calls whose callers left, so they settle before shutdown."""
+    if _DETACHED:
+        await asyncio.wait(list(_DETACHED), timeout=timeout_s)
 
 
 def _utc(now: float) -> datetime:
@@ -106,10 +144,37 @@ def window_limits(tenant: Tenant, team: str, now: float) -> list[WindowLimit]:
 
 
 def input_token_bound(request: ModelRequest) -> int:
-    """An upper bound of the input tokens of ``request`` (see the module docstring)."""
-    size = len(request.system.encode()) + len(json.dumps(request.messages).encode())
-    size += len(json.dumps(request.tools).encode()) if request.tools else 0
-    return math.ceil(size / 2) + 16
+    """A true upper bound of the input tokens of ``request``: a byte-level BPE tokenizer
+    spends at most one token per UTF-8 byte of the text it reads (JSON quoting, which we
+    count too, only adds bytes), plus an allowance for the provider's own framing: role
+    markers, the tool-use system prompt it adds (~350 tokens), the rendering of each block."""
+    payload = {"system": request.system, "messages": request.messages, "tools": request.tools,
+               "tool_choice": request.tool_choice}
+    size = len(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode())
+    blocks = sum(len(m["content"]) if isinstance(m.get("content"), list) else 1 for m in request.messages)
+    return size + FRAMING_TOKENS + BLOCK_FRAMING_TOKENS * (blocks + len(request.tools))
+
+
+def counted_bound(counted: int) -> int:
+    """The input bound from the provider's own count (documented as an estimate that may
+    differ slightly from the billed count): a margin on top."""
+    return math.ceil(counted * COUNT_MARGIN) + BLOCK_FRAMING_TOKENS
+
+
+def usage_problem(usage: Usage, input_bound: int, max_tokens: int) -> str | None:
+    """Why reported usage cannot be priced as is (None when it is sane): every count a
+    non-negative integer, the input within the reserved bound, the output within max_tokens."""
+    counts = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+              "cache_creation_input_tokens": usage.cache_write_tokens,
+              "cache_read_input_tokens": usage.cache_read_tokens}
+    for name, value in counts.items():
+        if type(value) is not int or value < 0:
+            return f"{name} is {value!r}, not a non-negative integer"
+    if usage.input_tokens + usage.cache_write_tokens + usage.cache_read_tokens > input_bound:
+        return f"input tokens above the reserved bound of {input_bound}"
+    if usage.output_tokens > max_tokens:
+        return f"output_tokens {usage.output_tokens} above max_tokens {max_tokens}"
+    return None
 
 
 def window_name(key: str) -> str:
@@ -160,7 +225,9 @@ class BudgetGuard:
     cost_micros: int = 0
     windows: list[WindowState] = field(default_factory=list)
     rate_remaining: dict[str, int] = field(default_factory=dict)
-    calls: int = 0
+    calls: int = 0  # model calls answered
+    attempts: int = 0  # provider requests made (retries included)
+    token_counts: int = 0  # times the provider's token count replaced the byte bound
     models: list[str] = field(default_factory=list)
     alerts_seen: set[str] = field(default_factory=set)
     # The budget windows of the signed envelope this call runs under (``run:<id>``...),
@@ -175,55 +242,107 @@ class BudgetGuard:
         """One budgeted model call (see the module docstring)."""
         if self.degraded:
             request.model = self.degraded["model"]
+        request.timeout_s = self.settings.model_timeout_s
         model = provider.resolve_model(request.model)
         if not self.settings.budgets_enabled:
-            return await self._call_and_count(provider, request, model)
-        now = time.time()
+            return await self._unbudgeted(provider, request)
         tenant = self.identity.tenant
-        limits = window_limits(tenant, self.identity.team, now) + list(self.run_windows)
-        reservation, model = await self._reserve(provider, model, request, limits, now)
+        for attempt in range(MAX_ATTEMPTS):
+            now = time.time()
+            limits = window_limits(tenant, self.identity.team, now) + list(self.run_windows)
+            reservation, model = await self._reserve(provider, model, request, limits, now)
+            self.attempts += 1
+            task = asyncio.ensure_future(self._attempt(provider, request, model, reservation, now))
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if not task.done():
+                    _detach(task)  # the request runs on and settles; only this caller stops waiting
+                raise
+            except ProblemError as exc:
+                if not getattr(exc, "retry", False) or attempt == MAX_ATTEMPTS - 1:
+                    raise
+                hint = getattr(exc, "retry_delay_s", None)
+                await asyncio.sleep(min(MAX_RETRY_DELAY_S, hint if hint is not None else 0.5 * 2**attempt))
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    async def _unbudgeted(self, provider: ModelProvider, request: ModelRequest) -> ModelResponse:
+        response = await observe_model_call(self.identity.team, provider, request)
+        if usage_problem(response.usage, 1 << 62, 1 << 62):
+            response.usage = Usage()  # shown, never charged: budgets are off
+        self._count(response, response.usage, 0)
+        return response
+
+    async def _attempt(self, provider: ModelProvider, request: ModelRequest, model: str,
+                       reservation: Reservation, now: float) -> ModelResponse:
+        """One provider request under its own reservation, ended in the store whatever
+        happens to it: settled, released (known never sent) or charged unsettled."""
+        tenant = self.identity.tenant
         try:
-            response = await self._call_and_count(provider, request, model)
-        except BaseException:
-            await _must_finish(self.store.release, tenant.id, reservation.id)
+            response = await observe_model_call(self.identity.team, provider, request)
+        except BaseException as exc:
+            if isinstance(exc, Exception) and not may_have_billed(exc):
+                await _must_finish(self.store.release, tenant.id, reservation.id)
+            else:  # timed out, connection broken or cancelled after sending: maybe billed
+                entry = unsettled_entry(reservation)
+                entry.run_id = self.identity.run_id
+                await _must_finish(self.store.settle, reservation, reservation.amount_micros, entry, [])
+                self.cost_micros += reservation.amount_micros
             raise
-        cost = cost_micros(model, response.usage.input_tokens, response.usage.output_tokens,
-                           response.usage.cache_write_tokens, response.usage.cache_read_tokens)
+        problem = usage_problem(response.usage, reservation.input_tokens, reservation.output_tokens)
+        cost = 0
+        if problem is None:
+            u = response.usage
+            cost = cost_micros(model, u.input_tokens, u.output_tokens, u.cache_write_tokens, u.cache_read_tokens)
+            if cost > reservation.amount_micros:
+                problem = f"usage priced at {cost} micro-USD, above the {reservation.amount_micros} reserved"
+        reported = response.usage
+        if problem is not None:  # charged at the worst case: never less than the provider may bill
+            response.usage, cost = Usage(reservation.input_tokens, reservation.output_tokens), reservation.amount_micros
         entry = LedgerEntry(
-            id=new_id("led"), tenant_id=tenant.id, request_id=self.identity.request_id, team=self.identity.team,
-            operation=self.identity.operation, model=response.model if model != "offline" else "offline",
+            id=ledger_id_for(reservation.id), tenant_id=tenant.id, request_id=self.identity.request_id,
+            team=self.identity.team, operation=self.identity.operation,
+            model=response.model if model != "offline" else "offline",
             input_tokens=response.usage.input_tokens, output_tokens=response.usage.output_tokens,
-            cost_micros=cost, run_id=self.identity.run_id,
+            cost_micros=cost, run_id=self.identity.run_id, anomaly=problem is not None,
         )
-        # money spent must be recorded even if the client left or the server is shutting down
+        # money spent is recorded even if the client left or the server is shutting down
         settled = await _must_finish(self.store.settle, reservation, cost, entry, [])
         self.windows = [w for w in settled if not w.key.startswith("run:")]  # run windows raise no tenant alerts
-        self.cost_micros += cost
+        self._count(response, response.usage, cost)
+        # observability after the settle: nothing it does can void the charge
+        model_charged(self.identity.team, entry.model, entry.input_tokens, entry.output_tokens, cost,
+                      response.elapsed_s)
+        if problem is not None:
+            usage_anomaly(self.identity.team, entry.model)
+            reported_usage = {k: repr(v)[:40] for k, v in vars(reported).items()}
+            await self._audit("usage.anomaly", 200, {"reason": problem, "reported": reported_usage,
+                                                     "charged_usd": usd(cost)})
         await self._alert_if_crossed(now)
         return response
 
-    async def _call_and_count(self, provider: ModelProvider, request: ModelRequest, model: str) -> ModelResponse:
-        response = await observe_model_call(self.identity.team, provider, request)  # span, latency, tokens, cost
+    def _count(self, response: ModelResponse, usage: Usage, cost: int) -> None:
         self.calls += 1
-        self.usage += response.usage
+        self.usage += usage
         self.models.append(response.model)
-        return response
+        self.cost_micros += cost
 
     async def _reserve(self, provider: ModelProvider, model: str, request: ModelRequest, limits: list[WindowLimit],
                        now: float) -> tuple[Reservation, str]:
         tenant = self.identity.tenant
         input_bound = input_token_bound(request)
-        reclaimed = False
+        counted = reclaimed = False
         while True:
             price = price_for(model)
             worst = math.ceil(price.input * input_bound + price.output * request.max_tokens)
             rates = [RateLimit("tpm", tenant.tpm, input_bound + request.max_tokens)]
-            if self.calls == 0:
+            if self.attempts == 0:
                 rates.insert(0, RateLimit("rpm", tenant.rpm, 1))
             reservation = Reservation(
                 id=new_id("res"), tenant_id=tenant.id, amount_micros=worst, windows=[w.key for w in limits],
                 expires_at=now + self.settings.operation_deadline_s + self.settings.reservation_margin_s,
                 request_id=self.identity.request_id, team=self.identity.team, operation=self.identity.operation,
+                model=model, input_tokens=input_bound, output_tokens=request.max_tokens,
             )
             outcome = await _in_thread(self.store.reserve, reservation, limits, rates, now)
             if outcome.ok:
@@ -231,6 +350,20 @@ class BudgetGuard:
                 self.rate_remaining.update(outcome.rate_remaining)
                 return reservation, model
             refusal: Refusal = outcome.refusal
+            if refusal.kind == "contention":
+                await self._audit("rate.refused", 429, {"limit": "contention", "retry_after_s": refusal.retry_after_s})
+                raise RateLimited(
+                    f"too many concurrent calls are updating tenant {tenant.id}'s budget at once; retry shortly",
+                    retry_after_s=max(1.0, refusal.retry_after_s), limit="concurrent budget updates",
+                )
+            if not counted and (refusal.kind == "window" or refusal.key == "tpm"):
+                # The byte bound does not fit: the provider's own count may (it is free and exact).
+                counted = True
+                exact = await provider.count_tokens(request)
+                if exact is not None and counted_bound(exact) < input_bound:
+                    input_bound = counted_bound(exact)
+                    self.token_counts += 1
+                    continue
             if refusal.kind == "rate":
                 await self._audit("rate.refused", 429, {"limit": refusal.key, "retry_after_s": refusal.retry_after_s})
                 unit = "requests" if refusal.key == "rpm" else "tokens"
@@ -239,9 +372,10 @@ class BudgetGuard:
                     retry_after_s=refusal.retry_after_s, limit=f"{refusal.limit} {unit}/min",
                 )
             if not reclaimed:
+                # Frees nothing (a crashed instance's hold is charged, not returned), but puts
+                # its unsettled entry in the ledger now rather than at the next usage report.
                 reclaimed = True
-                if await _in_thread(self.store.reclaim_expired, tenant.id, now):
-                    continue
+                await _in_thread(self.store.reclaim_expired, tenant.id, now)
             cheaper = self._cheaper_model(provider, model)
             if cheaper is not None:
                 reason = (f"the remaining {window_name(refusal.key)} budget (${usd(refusal.remaining_micros):.6f}) "
@@ -366,8 +500,11 @@ def budgeted(fn: OperationFn) -> OperationFn:
             scoped = f"{identity.team}/{identity.operation}/{key}"
             digest = body_hash(call.body)
             now = time.time()
+            # An in-progress claim is a lease for the operation's deadline (+ margin): if this
+            # instance dies mid-call, a retry takes over then, not 24 h later.
+            lease = now + call.settings.operation_deadline_s + call.settings.reservation_margin_s
             held = await _in_thread(call.store.claim_idempotency, identity.tenant.id,
-                                    IdempotencyRecord(scoped, digest, now + IDEMPOTENCY_TTL_S), now)
+                                    IdempotencyRecord(scoped, digest, lease), now)
             if held is not None:
                 if held.body_hash != digest:
                     raise ValidationFailed(
@@ -383,7 +520,8 @@ def budgeted(fn: OperationFn) -> OperationFn:
             except BaseException:
                 await _must_finish(call.store.release_idempotency, identity.tenant.id, scoped)
                 raise
-            await _in_thread(call.store.complete_idempotency, identity.tenant.id, scoped, result)
+            await _in_thread(call.store.complete_idempotency, identity.tenant.id, scoped, result,
+                             time.time() + IDEMPOTENCY_TTL_S)
             return result
         return await fn(call)
 

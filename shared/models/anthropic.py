@@ -10,14 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 from shared.errors import ModelError, Timeout, Unavailable
-from shared.models.base import ModelRequest, ModelResponse, Usage
+from shared.models.base import ModelRequest, ModelResponse, Usage, failed_request
+
+# Answers the provider never bills; another attempt may succeed.
+_RETRY_STATUSES = (408, 409, 429, 500, 502, 503, 504, 529)
 
 
 class AnthropicProvider:
     """:class:`~shared.models.base.ModelProvider` over ``anthropic.AsyncAnthropic`` and
     its Bedrock and Vertex twins. The client is built once per instance."""
 
-    def __init__(self, name: str = "anthropic", api_key: str | None = None, max_retries: int = 2) -> None:
+    def __init__(self, name: str = "anthropic", api_key: str | None = None, max_retries: int = 0) -> None:
+        # max_retries=0: the SDK would retry a timed-out request (which the provider may
+        # bill) under the same reservation; the budget guard retries instead, each attempt
+        # reserved and charged on its own.
         import anthropic
 
         self.name = name
@@ -40,43 +46,67 @@ class AnthropicProvider:
         garbage collector, it is closed on a dead loop and logs an error)."""
         await self.client.close()
 
-    async def create(self, request: ModelRequest) -> ModelResponse:
-        """One Messages API call; SDK errors become problem errors."""
-        sdk = self._sdk
-        params: dict[str, Any] = {
-            "model": request.model,
-            "system": request.system,
-            "messages": request.messages,
-            "max_tokens": request.max_tokens,
-        }
+    @staticmethod
+    def _params(request: ModelRequest) -> dict[str, Any]:
+        params: dict[str, Any] = {"model": request.model, "system": request.system, "messages": request.messages}
         if request.tools:
             params["tools"] = request.tools
         if request.tool_choice:
             params["tool_choice"] = request.tool_choice
+        return params
+
+    async def count_tokens(self, request: ModelRequest) -> int | None:
+        """``messages.count_tokens`` (free, not billed); None where the client has none
+        (Bedrock through this SDK) or the count fails: the guard then keeps the byte bound."""
+        counter = getattr(self.client.messages, "count_tokens", None)
+        if counter is None:
+            return None
         try:
-            message = await self.client.messages.create(**params, timeout=request.timeout_s)
+            counted = await counter(**self._params(request), timeout=min(10.0, request.timeout_s))
+        except self._sdk.APIError:
+            return None
+        value = getattr(counted, "input_tokens", None)
+        return value if type(value) is int and value >= 0 else None
+
+    async def create(self, request: ModelRequest) -> ModelResponse:
+        """One Messages API request; SDK errors become problem errors marked with whether
+        the request may have been billed (see :func:`failed_request`)."""
+        sdk = self._sdk
+        try:
+            message = await self.client.messages.create(**self._params(request), max_tokens=request.max_tokens,
+                                                        timeout=request.timeout_s)
         except sdk.APITimeoutError as exc:
-            raise Timeout(f"the model provider did not answer within {request.timeout_s:.0f} s") from exc
+            raise failed_request(Timeout(f"the model provider did not answer within {request.timeout_s:.0f} s"),
+                                 may_have_billed=True, retry=True) from exc
         except sdk.APIConnectionError as exc:
-            raise Unavailable(f"cannot reach the model provider: {exc}", retry_after_s=2) from exc
-        except sdk.RateLimitError as exc:
-            raise Unavailable(
-                "the model provider is rate limiting this deployment", retry_after_s=_retry_after(exc)
-            ) from exc
-        except sdk.APIStatusError as exc:
-            if exc.status_code in (529, 503):
-                raise Unavailable("the model provider is overloaded", retry_after_s=_retry_after(exc)) from exc
-            if exc.status_code in (401, 403):
-                raise ModelError("the model provider rejected this deployment's credentials") from exc
-            raise ModelError(f"the model provider answered {exc.status_code}: {_message(exc)}") from exc
+            import httpx
+
+            # Refused before the request went out: never billed. Broken after: maybe.
+            unsent = isinstance(exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout)
+            raise failed_request(Unavailable(f"cannot reach the model provider: {exc}", retry_after_s=2),
+                                 may_have_billed=not unsent, retry=True) from exc
+        except sdk.APIStatusError as exc:  # an error answer: the provider bills none
+            status, retry = exc.status_code, exc.status_code in _RETRY_STATUSES
+            if status == 429:
+                error: Any = Unavailable("the model provider is rate limiting this deployment",
+                                         retry_after_s=_retry_after(exc))
+            elif status in (529, 503):
+                error = Unavailable("the model provider is overloaded", retry_after_s=_retry_after(exc))
+            elif status in (401, 403):
+                error = ModelError("the model provider rejected this deployment's credentials")
+            else:
+                error = ModelError(f"the model provider answered {status}: {_message(exc)}")
+            raise failed_request(error, may_have_billed=False, retry=retry,
+                                 retry_after_s=_retry_after(exc) if _has_hint(exc) else None) from exc
         usage = message.usage
         return ModelResponse(
             model=message.model,
             content=[block.model_dump(mode="json", exclude_none=True) for block in message.content],
             stop_reason=message.stop_reason,
+            # as reported, unchecked: the budget guard validates usage before pricing it
             usage=Usage(
-                input_tokens=usage.input_tokens or 0,
-                output_tokens=usage.output_tokens or 0,
+                input_tokens=getattr(usage, "input_tokens", None),  # type: ignore[arg-type]
+                output_tokens=getattr(usage, "output_tokens", None),  # type: ignore[arg-type]
                 cache_write_tokens=getattr(usage, "cache_creation_input_tokens", 0) or 0,
                 cache_read_tokens=getattr(usage, "cache_read_input_tokens", 0) or 0,
             ),
@@ -84,10 +114,19 @@ class AnthropicProvider:
 
 
 def _retry_after(exc: Any) -> float:
+    """The provider's retry hint in seconds (``retry-after-ms`` first, as the SDK reads it)."""
     try:
-        return float(exc.response.headers.get("retry-after", "2"))
+        headers = exc.response.headers
+        if headers.get("retry-after-ms"):
+            return max(0.0, float(headers["retry-after-ms"]) / 1000)
+        return max(0.0, float(headers.get("retry-after", "2")))
     except (AttributeError, ValueError):
         return 2.0
+
+
+def _has_hint(exc: Any) -> bool:
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    return bool(headers.get("retry-after-ms") or headers.get("retry-after"))
 
 
 def _message(exc: Any) -> str:

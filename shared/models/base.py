@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from shared.errors import ProblemError
+
 
 @dataclass
 class Usage:
@@ -44,6 +46,24 @@ class ModelResponse:
     content: list[dict[str, Any]]
     stop_reason: str | None
     usage: Usage
+    elapsed_s: float = 0.0  # how long the provider took (set by the instrumentation)
+
+
+def failed_request(error: ProblemError, *, may_have_billed: bool, retry: bool,
+                   retry_after_s: float | None = None) -> ProblemError:
+    """Say of a provider error whether its request may have been billed (a timeout or a
+    broken connection after sending: yes; an error answer or a refused connection: no)
+    and whether another attempt may help. The budget guard charges or releases the
+    attempt's reservation on that word; an error without it counts as maybe billed."""
+    error.may_have_billed = may_have_billed  # type: ignore[attr-defined]
+    error.retry = retry  # type: ignore[attr-defined]
+    error.retry_delay_s = retry_after_s  # type: ignore[attr-defined]  # the provider's own hint, unrounded
+    return error
+
+
+def may_have_billed(error: BaseException) -> bool:
+    """True unless the provider said the failed request was never billed."""
+    return bool(getattr(error, "may_have_billed", True))
 
 
 @runtime_checkable
@@ -53,7 +73,14 @@ class ModelProvider(Protocol):
     name: str
 
     async def create(self, request: ModelRequest) -> ModelResponse:
-        """One model turn. Raises ModelError (502), Unavailable (503) or Timeout (504)."""
+        """One model turn, one provider request (no retries inside: the budget guard
+        retries, each attempt under its own reservation). Raises ModelError (502),
+        Unavailable (503) or Timeout (504), marked with :func:`failed_request`.
+        ``usage`` is passed on as the provider reported it; the guard validates it."""
+
+    async def count_tokens(self, request: ModelRequest) -> int | None:
+        """The provider's own count of the request's input tokens, or None when it has no
+        counting endpoint (the guard then keeps the byte bound)."""
 
     def resolve_model(self, model: str) -> str:
         """The model id this provider really bills (``offline`` for the offline one)."""

@@ -90,6 +90,10 @@ class OfflineProvider:
     async def aclose(self) -> None:
         """Nothing to close: the offline model holds no connection."""
 
+    async def count_tokens(self, request: ModelRequest) -> int | None:
+        """Exact: the offline model reads (and bills) nothing."""
+        return 0
+
     async def create(self, request: ModelRequest) -> ModelResponse:
         """A forced tool gets schema-valid input; anything else gets a short text."""
         choice = request.tool_choice or {}

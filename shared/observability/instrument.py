@@ -11,11 +11,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from shared.observability import audit, metrics, tracing
+
+log = logging.getLogger("multiagent.observability")
 
 if TYPE_CHECKING:
     from shared.models.base import ModelProvider, ModelRequest, ModelResponse
@@ -24,9 +27,8 @@ if TYPE_CHECKING:
 
 
 async def model_call(team: str, provider: ModelProvider, request: ModelRequest) -> ModelResponse:
-    """``provider.create(request)``, observed."""
-    from shared.pricing import cost_micros
-
+    """``provider.create(request)`` in a span. Tokens and cost are recorded by
+    :func:`model_charged` once the budget guard has validated and settled them."""
     model = request.model
     started = time.perf_counter()
     with tracing.span(f"model {model}", kind="client", **{"gen_ai.request.model": model, "multiagent.team": team,
@@ -34,22 +36,44 @@ async def model_call(team: str, provider: ModelProvider, request: ModelRequest) 
         try:
             response = await provider.create(request)
         except BaseException:
-            metrics.observe_model_call(team, model, 0, 0, 0, time.perf_counter() - started, ok=False)
+            _never_raise(metrics.observe_model_call, team, model, 0, 0, 0, time.perf_counter() - started, ok=False)
             raise
-        u = response.usage
-        try:
-            cost = cost_micros(provider.resolve_model(model), u.input_tokens, u.output_tokens,
-                               u.cache_write_tokens, u.cache_read_tokens)
-        except Exception:  # noqa: BLE001 - an unpriced model is the budget's error to raise, not ours
-            cost = 0
         if s is not None:
-            s.set_attribute("gen_ai.response.model", response.model)
-            s.set_attribute("gen_ai.usage.input_tokens", u.input_tokens)
-            s.set_attribute("gen_ai.usage.output_tokens", u.output_tokens)
-            s.set_attribute("multiagent.cost_usd", cost / 1e6)
-    metrics.observe_model_call(team, response.model, u.input_tokens, u.output_tokens, cost,
-                               time.perf_counter() - started, ok=True)
+            _never_raise(_usage_attributes, s, provider, model, response)
+    response.elapsed_s = time.perf_counter() - started
     return response
+
+
+def _usage_attributes(s: Any, provider: ModelProvider, model: str, response: ModelResponse) -> None:
+    from shared.pricing import cost_micros
+
+    u = response.usage
+    s.set_attribute("gen_ai.response.model", response.model)
+    s.set_attribute("gen_ai.usage.input_tokens", u.input_tokens)
+    s.set_attribute("gen_ai.usage.output_tokens", u.output_tokens)
+    cost = cost_micros(provider.resolve_model(model), u.input_tokens, u.output_tokens,
+                       u.cache_write_tokens, u.cache_read_tokens)
+    s.set_attribute("multiagent.cost_usd", cost / 1e6)
+
+
+def model_charged(team: str, model: str, input_tokens: int, output_tokens: int, cost_micros: int,
+                  seconds: float) -> None:
+    """Record a settled model call (validated usage, the cost charged). Called after the
+    settle and never raises: observability can never void a charge."""
+    _never_raise(metrics.observe_model_call, team, model, input_tokens, output_tokens, cost_micros, seconds,
+                 ok=True)
+
+
+def usage_anomaly(team: str, model: str) -> None:
+    """Count usage a provider reported outside sane bounds (charged at the worst case)."""
+    _never_raise(metrics.observe_usage_anomaly, team, model)
+
+
+def _never_raise(fn: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+    try:
+        fn(*args, **kwargs)
+    except Exception:  # noqa: BLE001 - a metric must never break (or undo) a call
+        log.exception("observability hook %s failed", getattr(fn, "__name__", fn))
 
 
 async def tool_call(ctx: ToolContext, name: str, args: dict[str, Any], allowed: bool,

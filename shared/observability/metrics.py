@@ -53,6 +53,8 @@ class PrometheusMetrics:
         self.duration = Histogram("multiagent_request_duration_seconds", "Team operation latency (seconds).",
                                   ["team", "operation"], buckets=LATENCY_BUCKETS, registry=r)
         self.inflight = Gauge("multiagent_inflight_requests", "Team operation calls in progress.", registry=r)
+        self.usage_anomalies = Counter("multiagent_usage_anomalies", "Model answers whose usage was outside sane "
+                                       "bounds, charged at the reserved worst case.", ["team", "model"], registry=r)
         self.model_calls = Counter("multiagent_model_calls", "Model API calls by team and model.",
                                    ["team", "model", "outcome"], registry=r)
         self.model_duration = Histogram("multiagent_model_call_duration_seconds", "Model API call latency (seconds).",
@@ -176,6 +178,13 @@ def observe_model_call(team: str, model: str, input_tokens: int, output_tokens: 
         prom.cost.labels(team, model).inc(cost_micros / 1e6)
 
 
+def observe_usage_anomaly(team: str, model: str) -> None:
+    """Count one model answer whose reported usage was outside sane bounds."""
+    prom = _prometheus
+    if prom is not None:
+        prom.usage_anomalies.labels(team, model).inc()
+
+
 def observe_tool_call(team: str, tool: str, outcome: str) -> None:
     """Record one tool invocation: ``ok``, ``error`` or ``denied``."""
     prom = _prometheus
@@ -184,4 +193,4 @@ def observe_tool_call(team: str, tool: str, outcome: str) -> None:
 
 
 __all__ = ["METRIC_NAMES", "PrometheusMetrics", "emf_directive", "enable_prometheus", "observe_model_call",
-           "observe_operation", "observe_tool_call", "prometheus"]
+           "observe_operation", "observe_tool_call", "observe_usage_anomaly", "prometheus"]

@@ -20,8 +20,17 @@ The budget timeline of one model call::
     settle(reservation, real cost, ledger entry)
                                          one atomic write: reserved -= amount,
                                          spent += cost, ledger appended, reservation gone
-    (crash) ── expires_at passes ──▶ reclaim_expired() on the next refusal returns the
-                                         amount to every window it held
+    release(reservation)                 only when the request is known never to have
+                                         been sent: the amount returns to every window
+    (crash, pause) ── expires_at passes ──▶ reclaim_expired() CHARGES the amount: it moves
+                                         from reserved to spent and the ledger gets an
+                                         ``unsettled`` entry at that worst case; a late
+                                         settle of the same reservation replaces that
+                                         entry by the real cost, once
+
+A request that may have reached the provider is never released (contract, budget rule 3):
+the store never learns whether it was sent, so the default for a reservation nobody
+settles is to charge it.
 """
 
 from __future__ import annotations
@@ -137,13 +146,35 @@ class Reservation:
     team: str = ""
     operation: str = ""
     created_at: str = field(default_factory=now_iso)
+    model: str = ""  # for the unsettled ledger entry, should nobody settle it
+    input_tokens: int = 0  # the input bound reserved
+    output_tokens: int = 0  # the max_tokens reserved
+
+
+def ledger_id_for(reservation_id: str) -> str:
+    """The id of the ledger entry that charges ``reservation_id`` (settled or unsettled):
+    one reservation, one ledger entry, whoever writes it."""
+    return "led_" + reservation_id.split("_", 1)[-1]
+
+
+def unsettled_entry(reservation: Reservation) -> LedgerEntry:
+    """The ledger entry charging a reservation whose outcome is unknown at its worst case."""
+    return LedgerEntry(
+        id=ledger_id_for(reservation.id), tenant_id=reservation.tenant_id, request_id=reservation.request_id,
+        team=reservation.team, operation=reservation.operation, model=reservation.model,
+        input_tokens=reservation.input_tokens, output_tokens=reservation.output_tokens,
+        cost_micros=reservation.amount_micros, unsettled=True,
+        # a run step's reservation holds its run's window: the run's usage counts this entry
+        run_id=next((k[4:].split("/")[0] for k in reservation.windows if k.startswith("run:")), ""),
+    )
 
 
 @dataclass
 class Refusal:
-    """Why a reservation did not fit."""
+    """Why a reservation did not fit (``contention``: the store kept losing write races for
+    this tenant's budget; money may be left, so it is answered 429 with a short retry)."""
 
-    kind: Literal["window", "rate"]
+    kind: Literal["window", "rate", "contention"]
     key: str
     limit: int  # micros for a window, units per minute for a rate
     spent_micros: int = 0
@@ -167,7 +198,10 @@ class ReserveOutcome:
 
 @dataclass
 class LedgerEntry:
-    """One settled model call (or the zero-cost record of an offline one)."""
+    """One model request as charged: settled at its real cost (or the zero-cost record of
+    an offline one), or ``unsettled`` at its reserved worst case when its outcome is
+    unknown (see the module docstring). ``anomaly`` marks usage the provider reported
+    outside sane bounds, charged at the worst case."""
 
     id: str
     tenant_id: str
@@ -180,6 +214,8 @@ class LedgerEntry:
     cost_micros: int
     at: str = field(default_factory=now_iso)
     run_id: str = ""
+    unsettled: bool = False
+    anomaly: bool = False
 
 
 @dataclass
@@ -339,16 +375,28 @@ class Store(Protocol):
         audit: list[AuditEvent],
     ) -> list[WindowState]:
         """Atomically: replace the reservation by the real cost in its windows, append
-        the ledger entry and audit events, delete the reservation. Settling an unknown
-        (reclaimed after expiry) reservation still adds the cost to its windows and
-        appends the ledger, so nothing charged is ever lost. The ledger entry's id makes
-        a repeated settle a no-op for the ledger."""
+        the ledger entry and audit events, delete the reservation. Cases:
+
+        - ``ledger.id`` is already in the ledger: a repeated settle, nothing changes;
+        - the reservation is live: reserved -= amount, spent += cost;
+        - it was charged unsettled (``reclaim_expired``, or an unsettled settle): its
+          unsettled entry (``ledger_id_for(reservation.id)``) is replaced by ``ledger``
+          and spent moves by ``cost - unsettled cost``, once; an unsettled ``ledger``
+          changes nothing then;
+        - otherwise (released, or lost): the cost is still charged and the entry
+          appended, so nothing spent is ever lost.
+
+        Charging a reservation unsettled is ``settle(reservation, amount,
+        unsettled_entry(reservation), [])``."""
 
     def release(self, tenant_id: str, reservation_id: str) -> None:
-        """Return a reservation's amount to its windows (the call never happened)."""
+        """Return a reservation's amount to its windows: only for a request known never
+        to have been sent to the provider."""
 
     def reclaim_expired(self, tenant_id: str, now: float) -> int:
-        """Release every reservation of the tenant whose ``expires_at`` has passed."""
+        """Charge every reservation of the tenant whose ``expires_at`` has passed at its
+        worst case, as an ``unsettled`` ledger entry (its instance crashed or paused: the
+        request may have been billed); returns how many."""
 
     def get_windows(self, tenant_id: str, keys: list[str]) -> list[WindowState]:
         """Current state of the named windows (missing ones read as empty, limit 0)."""
@@ -387,8 +435,12 @@ class Store(Protocol):
         """Claim ``record.key`` for the tenant. None when claimed now; otherwise the
         existing live record (in progress or completed). An expired record is replaced."""
 
-    def complete_idempotency(self, tenant_id: str, key: str, response: dict[str, Any]) -> None:
-        """Store the response of a claimed key."""
+    def complete_idempotency(
+        self, tenant_id: str, key: str, response: dict[str, Any], expires_at: float | None = None
+    ) -> None:
+        """Store the response of a claimed key, kept until ``expires_at`` (None: the
+        claim's own expiry). A claim in progress lives only as long as its lease
+        (``record.expires_at`` at claim time), so a crash mid-call blocks retries no longer."""
 
     def release_idempotency(self, tenant_id: str, key: str) -> None:
         """Forget a claim whose call failed, so a retry runs again."""
@@ -406,9 +458,10 @@ class Store(Protocol):
         version ``expected_version + 1`` (and setting ``run.version``). False, with nothing
         written, when the version moved on or the run does not exist."""
 
-    def release_run_reservations(self, tenant_id: str, run_id: str) -> int:
-        """Release every live reservation that holds the run's budget window
-        (``run:<run id>``), e.g. those a crashed or cancelled owner left; returns how many."""
+    def charge_run_reservations(self, tenant_id: str, run_id: str) -> int:
+        """Charge unsettled (as :meth:`reclaim_expired` does) every live reservation that
+        holds the run's budget window (``run:<run id>``), e.g. those a crashed or cancelled
+        owner left: their requests may have been sent. Returns how many."""
 
     # sessions
     def get_session(self, tenant_id: str, session_id: str) -> SessionRecord | None:

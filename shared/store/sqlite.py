@@ -34,7 +34,9 @@ from shared.store.base import (
     Ticket,
     WindowLimit,
     WindowState,
+    ledger_id_for,
     now_iso,
+    unsettled_entry,
 )
 from shared.store.gcra import gcra, gcra_remaining
 
@@ -70,6 +72,17 @@ CREATE TABLE IF NOT EXISTS runs (tenant_id TEXT NOT NULL, id TEXT NOT NULL, vers
 CREATE TABLE IF NOT EXISTS sessions (tenant_id TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
     data TEXT NOT NULL, PRIMARY KEY (tenant_id, id));
 """
+
+# What a reservation row keeps besides its columns: enough to charge it unsettled.
+_RESERVATION_DATA = ("request_id", "team", "operation", "model", "input_tokens", "output_tokens", "created_at")
+_RESERVATION_COLUMNS = "id, tenant_id, amount_micros, windows, expires_at, data"
+
+
+def _reservation_from_row(row: sqlite3.Row) -> Reservation:
+    rid, tenant_id, amount, windows, expires_at, data = row
+    return Reservation(id=rid, tenant_id=tenant_id, amount_micros=amount, windows=json.loads(windows),
+                       expires_at=expires_at, **json.loads(data))
+
 
 class SQLiteStore:
     """The :class:`~shared.store.base.Store` on one SQLite file."""
@@ -246,7 +259,7 @@ class SQLiteStore:
                     amount,
                     json.dumps(reservation.windows),
                     reservation.expires_at,
-                    json.dumps({"request_id": reservation.request_id, "team": reservation.team}),
+                    json.dumps({k: getattr(reservation, k) for k in _RESERVATION_DATA}),
                 ),
             )
         return ReserveOutcome(
@@ -260,62 +273,79 @@ class SQLiteStore:
         ledger: LedgerEntry | None,
         audit: list[AuditEvent],
     ) -> list[WindowState]:
-        """Move the reservation to spent at its real cost and append the ledger, atomically."""
-        tenant_id, keys = reservation.tenant_id, reservation.windows
+        """Move the reservation to spent at its real cost and append the ledger, atomically
+        (the cases are in :meth:`shared.store.base.Store.settle`)."""
         with self._tx() as c:
-            if ledger is not None:
-                inserted = c.execute(
-                    "INSERT OR IGNORE INTO ledger (id, tenant_id, at, data) VALUES (?, ?, ?, ?)",
-                    (ledger.id, tenant_id, ledger.at, json.dumps(ledger.__dict__)),
-                ).rowcount
-                if not inserted:  # settled before: a retried settle changes nothing
-                    return self._windows(c, tenant_id, keys)
-            # A reservation already reclaimed after expiry holds nothing any more, but the
-            # money was spent, so the cost is still charged to its windows (never lost).
+            self._settle(c, reservation, cost_micros, ledger)
+            self._insert_audit(c, audit)
+            return self._windows(c, reservation.tenant_id, reservation.windows)
+
+    def _settle(self, c: sqlite3.Connection, reservation: Reservation, cost: int, ledger: LedgerEntry | None) -> None:
+        tenant_id = reservation.tenant_id
+        if ledger is not None and ledger.id != ledger_id_for(reservation.id) and self._ledger_row(c, ledger.id):
+            return  # settled before under this entry id: a retried settle changes nothing
+        charged = self._ledger_row(c, ledger_id_for(reservation.id))
+        if charged is not None:
+            if not charged.get("unsettled") or ledger is None or ledger.unsettled:
+                return  # settled before, or charged unsettled already: nothing new to say
+            # a late settle: the unsettled worst case becomes the real cost, once
+            c.execute("DELETE FROM ledger WHERE id = ?", (charged["id"],))
+            held, delta = 0, cost - int(charged["cost_micros"])
+        else:
             row = c.execute(
                 "DELETE FROM reservations WHERE id = ? AND tenant_id = ? RETURNING amount_micros",
                 (reservation.id, tenant_id),
             ).fetchone()
-            held = row[0] if row else 0
-            for key in keys:
-                c.execute(
-                    "UPDATE windows SET reserved_micros = MAX(0, reserved_micros - ?), "
-                    "spent_micros = spent_micros + ? WHERE tenant_id = ? AND key = ?",
-                    (held, cost_micros, tenant_id, key),
-                )
-            self._insert_audit(c, audit)
-            return self._windows(c, tenant_id, keys)
+            # A released or lost reservation holds nothing, but money spent is still charged.
+            held, delta = (row[0] if row else 0), cost
+        for key in reservation.windows:
+            c.execute(
+                "UPDATE windows SET reserved_micros = MAX(0, reserved_micros - ?), "
+                "spent_micros = spent_micros + ? WHERE tenant_id = ? AND key = ?",
+                (held, delta, tenant_id, key),
+            )
+        if ledger is not None:
+            c.execute(
+                "INSERT INTO ledger (id, tenant_id, at, data) VALUES (?, ?, ?, ?)",
+                (ledger.id, tenant_id, ledger.at, json.dumps(ledger.__dict__)),
+            )
+
+    @staticmethod
+    def _ledger_row(c: sqlite3.Connection, entry_id: str) -> dict[str, Any] | None:
+        row = c.execute("SELECT data FROM ledger WHERE id = ?", (entry_id,)).fetchone()
+        return json.loads(row[0]) if row else None
 
     def release(self, tenant_id: str, reservation_id: str) -> None:
-        """Return the held amount to its windows."""
+        """Return the held amount to its windows (a request known never to have been sent)."""
         with self._tx() as c:
-            self._release(c, tenant_id, reservation_id)
+            row = c.execute(
+                "SELECT amount_micros, windows FROM reservations WHERE id = ? AND tenant_id = ?",
+                (reservation_id, tenant_id),
+            ).fetchone()
+            if row is None:
+                return
+            for key in json.loads(row[1]):
+                c.execute(
+                    "UPDATE windows SET reserved_micros = MAX(0, reserved_micros - ?) "
+                    "WHERE tenant_id = ? AND key = ?",
+                    (row[0], tenant_id, key),
+                )
+            c.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
 
-    def _release(self, c: sqlite3.Connection, tenant_id: str, reservation_id: str) -> bool:
-        row = c.execute(
-            "SELECT amount_micros, windows FROM reservations WHERE id = ? AND tenant_id = ?",
-            (reservation_id, tenant_id),
-        ).fetchone()
-        if row is None:
-            return False
-        for key in json.loads(row[1]):
-            c.execute(
-                "UPDATE windows SET reserved_micros = MAX(0, reserved_micros - ?) WHERE tenant_id = ? AND key = ?",
-                (row[0], tenant_id, key),
-            )
-        c.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
-        return True
+    def _charge_unsettled(self, c: sqlite3.Connection, rows: list[sqlite3.Row]) -> int:
+        for row in rows:
+            reservation = _reservation_from_row(row)
+            self._settle(c, reservation, reservation.amount_micros, unsettled_entry(reservation))
+        return len(rows)
 
     def reclaim_expired(self, tenant_id: str, now: float) -> int:
-        """Release the tenant's expired reservations (crashed instances)."""
+        """Charge the tenant's expired reservations (crashed or paused instances) unsettled."""
         with self._tx() as c:
-            ids = [
-                r[0]
-                for r in c.execute(
-                    "SELECT id FROM reservations WHERE tenant_id = ? AND expires_at < ?", (tenant_id, now)
-                ).fetchall()
-            ]
-            return sum(self._release(c, tenant_id, rid) for rid in ids)
+            rows = c.execute(
+                f"SELECT {_RESERVATION_COLUMNS} FROM reservations WHERE tenant_id = ? AND expires_at < ?",
+                (tenant_id, now),
+            ).fetchall()
+            return self._charge_unsettled(c, rows)
 
     def _windows(self, c: sqlite3.Connection, tenant_id: str, keys: list[str]) -> list[WindowState]:
         out = []
@@ -442,12 +472,15 @@ class SQLiteStore:
             )
             return None
 
-    def complete_idempotency(self, tenant_id: str, key: str, response: dict[str, Any]) -> None:
-        """Store the response of a claimed key."""
+    def complete_idempotency(
+        self, tenant_id: str, key: str, response: dict[str, Any], expires_at: float | None = None
+    ) -> None:
+        """Store the response of a claimed key (and how long it is kept)."""
         with self._tx() as c:
             c.execute(
-                "UPDATE idempotency SET response = ? WHERE tenant_id = ? AND key = ?",
-                (json.dumps(response), tenant_id, key),
+                "UPDATE idempotency SET response = ?, expires_at = COALESCE(?, expires_at) "
+                "WHERE tenant_id = ? AND key = ?",
+                (json.dumps(response), expires_at, tenant_id, key),
             )
 
     def release_idempotency(self, tenant_id: str, key: str) -> None:
@@ -483,12 +516,13 @@ class SQLiteStore:
             run.version, run.updated_at = expected_version + 1, data["updated_at"]
         return bool(changed)
 
-    def release_run_reservations(self, tenant_id: str, run_id: str) -> int:
-        """Release the reservations holding ``run:<run_id>``."""
+    def charge_run_reservations(self, tenant_id: str, run_id: str) -> int:
+        """Charge the reservations holding ``run:<run_id>`` unsettled."""
         key = f"run:{run_id}"
         with self._tx() as c:
-            rows = c.execute("SELECT id, windows FROM reservations WHERE tenant_id = ?", (tenant_id,)).fetchall()
-            return sum(self._release(c, tenant_id, rid) for rid, windows in rows if key in json.loads(windows))
+            rows = c.execute(f"SELECT {_RESERVATION_COLUMNS} FROM reservations WHERE tenant_id = ?",
+                             (tenant_id,)).fetchall()
+            return self._charge_unsettled(c, [r for r in rows if key in json.loads(r[3])])
 
     # sessions ---------------------------------------------------------------------------------
     def get_session(self, tenant_id: str, session_id: str) -> SessionRecord | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.fakes.messages_api import delay, error, forced_invalid
@@ -140,11 +142,20 @@ async def test_retry_after_429_then_success(tmp_path, model_env, fake):
 async def test_deadline_is_a_timeout(tmp_path, model_env, fake):
     async with local_app(f"sqlite:///{tmp_path}/s.db", MULTIAGENT_DEADLINE_S="0.5", **model_env) as app:
         tenant_id, key = app.tenant()
-        fake.state.push(delay(3))
+        fake.state.push(delay(1.5))
         resp = await app.call("legal", "ask", {"question": "q"}, key)
         assert_problem(resp, 504, "timeout")
-        state = app.runtime.store.get_windows(tenant_id, _day_month())
+        # the request the provider is still generating is not abandoned: it settles at its
+        # real cost once answered (never released: it will be billed)
+        for _ in range(100):
+            state = app.runtime.store.get_windows(tenant_id, _day_month())
+            if all(w.reserved_micros == 0 for w in state):
+                break
+            await asyncio.sleep(0.05)
+        ledger = app.runtime.store.list_ledger(tenant_id)
         assert all(w.reserved_micros == 0 for w in state)
+        assert len(ledger) == 1 and not ledger[0].unsettled and ledger[0].cost_micros > 0
+        assert all(w.spent_micros == ledger[0].cost_micros for w in state)
 
 
 async def test_store_unreachable_is_unavailable(tmp_path):

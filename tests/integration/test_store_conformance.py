@@ -25,7 +25,9 @@ from shared.store.base import (
     Tenant,
     Ticket,
     WindowLimit,
+    ledger_id_for,
     new_id,
+    unsettled_entry,
 )
 
 pytestmark = pytest.mark.integration
@@ -105,18 +107,25 @@ def test_reserve_is_all_or_nothing_across_windows(store):
     assert day.reserved_micros == 0 and month.reserved_micros == 0
 
 
-def test_release_and_expiry_return_money(store):
+def test_release_returns_money_and_expiry_charges_it_unsettled(store):
     t = tenant(store)
     win = [WindowLimit("day:d", 1000, FAR)]
     held = reservation(t.id, 400, ["day:d"])
     assert store.reserve(held, win, [], time.time()).ok
-    store.release(t.id, held.id)
+    store.release(t.id, held.id)  # known never sent
     assert store.get_windows(t.id, ["day:d"])[0].reserved_micros == 0
-    # a reservation from a crashed instance expires and is reclaimed lazily
+    # a reservation from a crashed instance expires: its request may have been billed, so
+    # it is charged at its worst case, as an unsettled ledger entry
     stale = reservation(t.id, 900, ["day:d"], expires_at=time.time() - 1)
+    stale.team, stale.model, stale.input_tokens, stale.output_tokens = "legal", "claude-haiku-4-5", 70, 80
     assert store.reserve(stale, win, [], time.time()).ok
     assert store.reclaim_expired(t.id, time.time()) == 1
-    assert store.get_windows(t.id, ["day:d"])[0].reserved_micros == 0
+    state = store.get_windows(t.id, ["day:d"])[0]
+    assert (state.spent_micros, state.reserved_micros) == (900, 0)
+    [entry] = store.list_ledger(t.id)
+    assert entry.unsettled and entry.cost_micros == 900 and entry.id == ledger_id_for(stale.id)
+    assert (entry.team, entry.model, entry.input_tokens, entry.output_tokens) == ("legal", "claude-haiku-4-5", 70, 80)
+    assert store.reclaim_expired(t.id, time.time()) == 0
 
 
 def test_settle_after_reclaim_still_charges(store):
@@ -128,6 +137,48 @@ def test_settle_after_reclaim_still_charges(store):
     store.settle(late, 120, ledger(late, 120), [])
     state = store.get_windows(t.id, ["day:d"])[0]
     assert (state.spent_micros, state.reserved_micros) == (120, 0)
+
+
+def test_late_settle_replaces_the_unsettled_entry_once(store):
+    # given a paused call's reservation charged unsettled by another instance
+    t = tenant(store)
+    win = [WindowLimit("day:d", 1000, FAR), WindowLimit("month:m", 5000, FAR)]
+    late = reservation(t.id, 300, ["day:d", "month:m"], expires_at=time.time() - 1)
+    assert store.reserve(late, win, [], time.time()).ok
+    assert store.reclaim_expired(t.id, time.time()) == 1
+    # when the paused call comes back and settles at its real cost, twice (a retried write)
+    real = ledger(late, 120)
+    real.id = ledger_id_for(late.id)
+    store.settle(late, 120, real, [])
+    store.settle(late, 120, real, [])
+    # and an unsettled charge of the same reservation arrives afterwards
+    store.settle(late, 300, unsettled_entry(late), [])
+    # then the real cost replaced the worst case exactly once
+    day, month = store.get_windows(t.id, ["day:d", "month:m"])
+    assert (day.spent_micros, day.reserved_micros, month.spent_micros) == (120, 0, 120)
+    [entry] = store.list_ledger(t.id)
+    assert not entry.unsettled and entry.cost_micros == 120
+
+
+def test_unsettled_charge_of_a_live_reservation_then_settle(store):
+    # given a live reservation charged unsettled (its call timed out after sending)
+    t = tenant(store)
+    win = [WindowLimit("day:d", 1000, FAR)]
+    res = reservation(t.id, 500, ["day:d"])
+    assert store.reserve(res, win, [], time.time()).ok
+    store.settle(res, 500, unsettled_entry(res), [])
+    state = store.get_windows(t.id, ["day:d"])[0]
+    assert (state.spent_micros, state.reserved_micros) == (500, 0)
+    # the charge is never reclaimed again, and a settled entry is never replaced by an unsettled one
+    assert store.reclaim_expired(t.id, time.time() + 10 * 86_400) == 0
+    other = reservation(t.id, 200, ["day:d"])
+    assert store.reserve(other, win, [], time.time()).ok
+    done = ledger(other, 150)
+    done.id = ledger_id_for(other.id)
+    store.settle(other, 150, done, [])
+    store.settle(other, 200, unsettled_entry(other), [])
+    assert store.get_windows(t.id, ["day:d"])[0].spent_micros == 650
+    assert sorted((e.cost_micros, e.unsettled) for e in store.list_ledger(t.id)) == [(150, False), (500, True)]
 
 
 def test_rate_limit_gcra(store):
@@ -243,7 +294,7 @@ def test_runs_round_trip_and_optimistic_version(store):
     assert store.update_run(RunRecord(id="run_missing", tenant_id=t.id), 0) is False
 
 
-def test_run_reservations_are_released_by_run(store):
+def test_run_reservations_are_charged_by_run(store):
     # given two reservations of a run and one of another call
     t = tenant(store)
     wins = [WindowLimit("day:d", 10_000, FAR), WindowLimit("run:r1", 5_000, FAR)]
@@ -252,12 +303,14 @@ def test_run_reservations_are_released_by_run(store):
     c = reservation(t.id, 400, ["day:d"])
     for res, w in ((a, wins), (b, wins + [WindowLimit("run:r1/hop", 1_000, FAR)]), (c, wins[:1])):
         assert store.reserve(res, w, [], time.time()).ok
-    # when the run's reservations are released
-    assert store.release_run_reservations(t.id, "r1") == 2
-    # then only the other call's money is still held
+    # when the run's reservations are charged (their owner crashed or the run was cancelled)
+    assert store.charge_run_reservations(t.id, "r1") == 2
+    # then only the other call's money is still held; the run's is spent, unsettled
     day, run, hop = store.get_windows(t.id, ["day:d", "run:r1", "run:r1/hop"])
     assert (day.reserved_micros, run.reserved_micros, hop.reserved_micros) == (400, 0, 0)
-    assert store.release_run_reservations(t.id, "r1") == 0
+    assert (day.spent_micros, run.spent_micros, hop.spent_micros) == (300, 300, 200)
+    assert sorted(e.cost_micros for e in store.list_ledger(t.id) if e.unsettled) == [100, 200]
+    assert store.charge_run_reservations(t.id, "r1") == 0
 
 
 def test_sessions_are_per_tenant_with_optimistic_version(store):
