@@ -13,13 +13,17 @@ Table layout (single table, PAY_PER_REQUEST, TTL on the ``ttl`` attribute, epoch
     T#{tenant}            W#{window}           budget window: limit_micros, spent_micros, reserved_micros,
                                                committed_micros (= spent + reserved), expires_at, ttl
     T#{tenant}            R#{rate}             GCRA bucket: tat (theoretical arrival time), ttl
-    T#{tenant}            RES#{id}             reservation: amount_micros, windows, expires_at, ttl, ...
+    T#{tenant}            RES#{id}             reservation: amount_micros, windows, expires_at, ttl, request_id,
+                                               team, operation, model, input_tokens, output_tokens, created_at
+                                               (all an unsettled ledger entry is built from)
     T#{tenant}            M#{marker}           alert marker: expires_at, ttl
     T#{tenant}            I#{key}              idempotency record: body_hash, expires_at, response (JSON), ttl
     T#{tenant}            RUN#{id}             orchestrated run: data (JSON), ver (optimistic version), ttl
     T#{tenant}            SES#{id}             session memory: data (JSON), ver (optimistic version), ttl
     L#{tenant}            {at}#{id}            ledger entry (native attributes), oldest first by sort key
-    LID#{ledger id}       LID                  settle guard: a ledger id is settled once, whatever its ``at``
+    LID#{ledger id}       LID                  settle guard: a ledger id is charged once, whatever its ``at``:
+                                               tenant_id, at (the entry's sort-key time), unsettled,
+                                               cost_micros (ledger_id: the entry that replaced an unsettled one)
     A#{tenant}            {at}#{id}            audit event: data (JSON); listed newest first
     N#{tenant}            {created_at}#{id}    note (native attributes); listed newest first
     TK#{tenant}           {id}                 ticket (native attributes); addressed by id, sorted in memory
@@ -32,12 +36,38 @@ tenant's ``RES#`` items filtered on ``expires_at``. Live reservations of one ten
 bounded by its concurrency (each lives for one model call), so this reads a handful of
 small items, and unlike a GSI it never misses a reservation written a moment ago.
 
+Settling, and charging unsettled. A settle is one transaction: the ``LID#`` guard of its
+ledger id put under ``attribute_not_exists`` (when that id is not the reservation's own
+``ledger_id_for``, a ConditionCheck that the reservation's own guard does not exist), the
+ledger item, the reservation deleted under its amount, every window's move (reserved -=
+held, spent += cost), the audit events. An expired reservation (``reclaim_expired``,
+``charge_run_reservations``) is charged by the same transaction at its amount with
+``unsettled_entry``: its guard records ``unsettled = true`` and the cost. A late settle of
+that reservation has its first transaction cancelled by the guard, which the cancellation
+returns (ReturnValuesOnConditionCheckFailure, no read); a second transaction flips the guard
+under the condition ``unsettled = true``, replaces the ledger item (same sort key, the
+guard's ``at``; under another ledger id: the old item deleted, the new one put with its
+own guard) and moves spent by (cost - unsettled cost). Whoever loses a race (a reclaim
+against a settle, two late settles) finds the guard already written or flipped and
+changes nothing, so the correction happens exactly once; an unsettled charge after a real
+settle, or a repeated settle, changes nothing either. The reservation's conditional delete
+serialises a settle with an unsettled charge of the same live reservation.
+
 Round trips per call (``round_trips`` counts every API call this store makes):
 reserve 1 (a GCRA case guessed wrong costs one more), settle 1 (+1 BatchWrite when the
 audit events do not fit the 100-item transaction, +1 read when this instance has never
 seen one of the windows; with ``window_state_max_age_s`` set, +1 read when a view is
-older), release 2, reclaim_expired 1 + 1 per expired reservation, update_tenant 2 (read,
-versioned write), revoke_api_keys 1 + 1 per key, everything else 1 (plus pagination).
+older; a late settle of a reservation charged unsettled +1 transaction; a settle that
+changes nothing is its cancelled transaction, +1 BatchWrite of its audit events, if any),
+release 2, reclaim_expired and charge_run_reservations 1 Query + 1 transaction per
+reservation charged, update_tenant 2 (read, versioned write), revoke_api_keys 1 + 1 per
+key, everything else 1 (plus pagination).
+
+Contention is not an outage: a reserve whose transactions keep conflicting with others on
+the same items (TransactionConflict after its jittered retries), or whose rate buckets keep
+moving between the two GCRA cases, is refused with ``Refusal("contention", ...)`` and a
+retry-after of 0.5-1 s (never admitted, never StoreUnavailable). StoreUnavailable is for
+errors of the service or the network.
 """
 
 from __future__ import annotations
@@ -49,7 +79,7 @@ import random
 import re
 import threading
 import time
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from decimal import Decimal
 from typing import Any
 
@@ -71,7 +101,9 @@ from shared.store.base import (
     Ticket,
     WindowLimit,
     WindowState,
+    ledger_id_for,
     now_iso,
+    unsettled_entry,
 )
 from shared.store.gcra import GCRA_PERIOD_S, gcra, gcra_remaining
 
@@ -163,6 +195,10 @@ def _from_native(cls: Any, item: Item) -> Any:
 
 def _ttl(epoch: float) -> dict[str, Any]:
     return _n(int(math.ceil(epoch)))
+
+
+class _Contended(StoreUnavailable):
+    """Transactions on the same items kept conflicting: contention, not an outage."""
 
 
 class _Cancelled(Exception):
@@ -286,7 +322,7 @@ class DynamoDBStore:
                 if not codes & _RETRYABLE_REASONS:
                     raise StoreUnavailable(f"DynamoDB transaction on {self.table} cancelled: {codes}") from exc
             time.sleep(min(0.25, 0.01 * 2**attempt) * random.uniform(0.5, 1.5))
-        raise StoreUnavailable(f"DynamoDB transaction on {self.table} kept conflicting")
+        raise _Contended(f"DynamoDB transaction on {self.table} kept conflicting")
 
     def _get(self, pk: str, sk: str) -> Item | None:
         out = self._call("get_item", TableName=self.table, Key=self._key(pk, sk), ConsistentRead=True)
@@ -648,6 +684,9 @@ class DynamoDBStore:
             "team": _s(reservation.team),
             "operation": _s(reservation.operation),
             "created_at": _s(reservation.created_at),
+            "model": _s(reservation.model),
+            "input_tokens": _n(int(reservation.input_tokens)),
+            "output_tokens": _n(int(reservation.output_tokens)),
         }
 
     def reserve(
@@ -677,6 +716,10 @@ class DynamoDBStore:
             items.append(put)
             try:
                 self._transact(items)
+            except _Contended:
+                # Other transactions kept writing these items: contention, not an outage.
+                # Nothing of ours was applied (a conflicting transaction is not).
+                return self._contention(windows, rates, rate_first=False)
             except _Cancelled as cancelled:
                 reasons = cancelled.reasons
                 if _failed(reasons[-1]):
@@ -711,8 +754,18 @@ class DynamoDBStore:
             return self._reserved(reservation, windows, rates, now, known, tat_passed)
         # The buckets kept moving between the two cases under contention: refuse briefly
         # rather than loop (never over-admit).
-        r = rates[0]
-        return ReserveOutcome(refusal=Refusal("rate", r.key, r.limit_per_minute, retry_after_s=0.1))
+        return self._contention(windows, rates, rate_first=True)
+
+    @staticmethod
+    def _contention(windows: list[WindowLimit], rates: list[RateLimit], rate_first: bool) -> ReserveOutcome:
+        """A reserve that kept losing write races: refused for a moment (429 with a short
+        retry), never StoreUnavailable, never admitted."""
+        retry_after = round(random.uniform(0.5, 1.0), 3)
+        if rates and (rate_first or not windows):
+            r = rates[0]
+            return ReserveOutcome(refusal=Refusal("contention", r.key, r.limit_per_minute, retry_after_s=retry_after))
+        w = windows[0] if windows else WindowLimit("", 0, 0.0)
+        return ReserveOutcome(refusal=Refusal("contention", w.key, w.limit_micros, retry_after_s=retry_after))
 
     def _reserved(
         self,
@@ -770,6 +823,33 @@ class DynamoDBStore:
             }
         }
 
+    def _guard_put(self, tenant_id: str, ledger: LedgerEntry, at: str) -> dict[str, Any]:
+        """The settle guard of a ledger id: created once (whoever charges it first), it keeps
+        the entry's sort-key time and, for a charge at the worst case, ``unsettled`` and
+        the cost a late settle corrects."""
+        return {
+            "Put": {
+                "TableName": self.table,
+                "Item": {
+                    **self._key(f"LID#{ledger.id}", "LID"),
+                    "tenant_id": _s(tenant_id),
+                    "at": _s(at),
+                    "unsettled": {"BOOL": bool(ledger.unsettled)},
+                    "cost_micros": _n(int(ledger.cost_micros)),
+                },
+                "ConditionExpression": "attribute_not_exists(pk)",
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+
+    def _ledger_put(self, tenant_id: str, ledger: LedgerEntry) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self.table,
+                "Item": {**self._key(f"L#{tenant_id}", f"{ledger.at}#{ledger.id}"), **_native(ledger)},
+            }
+        }
+
     def settle(
         self,
         reservation: Reservation,
@@ -777,75 +857,150 @@ class DynamoDBStore:
         ledger: LedgerEntry | None,
         audit: list[AuditEvent],
     ) -> list[WindowState]:
-        """One TransactWriteItems: the ledger entry (guarded by its id), the reservation's
-        conditional delete, every window's move from reserved to spent, the audit events."""
+        """One TransactWriteItems on the normal path: the ledger entry (guarded by its id's
+        ``LID#`` item), a check that the reservation was not charged unsettled, the
+        reservation's conditional delete, every window's move from reserved to spent, the
+        audit events. A late settle of a reservation charged unsettled costs one more: the
+        guard flipped under ``unsettled = true``, the entry replaced, spent corrected."""
+        return self._settle(reservation, cost_micros, ledger, audit, live_only=False)[0]
+
+    def _settle(
+        self,
+        reservation: Reservation,
+        cost_micros: int,
+        ledger: LedgerEntry | None,
+        audit: list[AuditEvent],
+        live_only: bool,
+    ) -> tuple[list[WindowState], bool]:
+        """settle; True when it changed the books. ``live_only``: charge only a reservation
+        still stored (an unsettled charge of one found expired, which a settle or release
+        may have ended meanwhile)."""
         tenant_id, keys = reservation.tenant_id, reservation.windows
-        fixed = (2 if ledger is not None else 0) + 1 + len(keys)
-        in_tx, overflow = audit[: max(0, _TX_MAX_ITEMS - fixed)], audit[max(0, _TX_MAX_ITEMS - fixed) :]
-        held: int | None = reservation.amount_micros  # None: the reservation is gone (reclaimed)
+        lid = ledger_id_for(reservation.id)
+        held: int | None = reservation.amount_micros  # None: the reservation is gone (reclaimed, released)
+        charged: Item | None = None  # the unsettled guard a late settle replaces
         for _ in range(_CASE_ATTEMPTS):
             items: list[dict[str, Any]] = []
-            if ledger is not None:
+            guard_at = check_at = res_at = -1
+            if charged is not None and ledger is not None:
+                # A late settle: the worst case charged unsettled becomes the real cost, once.
+                old_cost, old_at = _int(charged, "cost_micros"), _str(charged, "at")
+                delta = cost_micros - old_cost
                 items.append(
                     {
-                        "Put": {
+                        "Update": {
                             "TableName": self.table,
-                            "Item": {
-                                **self._key(f"LID#{ledger.id}", "LID"),
-                                "tenant_id": _s(tenant_id),
-                                "at": _s(ledger.at),
+                            "Key": self._key(f"LID#{lid}", "LID"),
+                            "UpdateExpression": "SET unsettled = :f, cost_micros = :c, ledger_id = :id",
+                            "ConditionExpression": "unsettled = :t",
+                            "ExpressionAttributeValues": {
+                                ":t": {"BOOL": True},
+                                ":f": {"BOOL": False},
+                                ":c": _n(cost_micros),
+                                ":id": _s(ledger.id),
                             },
-                            "ConditionExpression": "attribute_not_exists(pk)",
                         }
                     }
                 )
-                items.append(
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": {**self._key(f"L#{tenant_id}", f"{ledger.at}#{ledger.id}"), **_native(ledger)},
+                if ledger.id == lid:  # the same item: same sort key, the unsettled entry's time
+                    items.append(self._ledger_put(tenant_id, replace(ledger, at=old_at)))
+                else:
+                    items.append(self._guard_put(tenant_id, ledger, ledger.at))
+                    items.append(
+                        {"Delete": {"TableName": self.table, "Key": self._key(f"L#{tenant_id}", f"{old_at}#{lid}")}}
+                    )
+                    items.append(self._ledger_put(tenant_id, ledger))
+                items += [self._window_move(tenant_id, k, 0, delta) for k in keys]
+                d_spent, d_reserved = delta, 0
+            else:
+                if ledger is not None:
+                    guard_at = len(items)
+                    items.append(self._guard_put(tenant_id, ledger, ledger.at))
+                if ledger is None or ledger.id != lid:
+                    check_at = len(items)  # not charged under the reservation's own ledger id
+                    items.append(
+                        {
+                            "ConditionCheck": {
+                                "TableName": self.table,
+                                "Key": self._key(f"LID#{lid}", "LID"),
+                                "ConditionExpression": "attribute_not_exists(pk)",
+                                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                            }
                         }
-                    }
-                )
-            if held is not None:
-                items.append(
-                    {
-                        "Delete": {
-                            "TableName": self.table,
-                            "Key": self._key(f"T#{tenant_id}", f"RES#{reservation.id}"),
-                            "ConditionExpression": "attribute_exists(pk) AND amount_micros = :held",
-                            "ExpressionAttributeValues": {":held": _n(held)},
-                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                    )
+                if ledger is not None:
+                    items.append(self._ledger_put(tenant_id, ledger))
+                if held is not None:
+                    res_at = len(items)
+                    items.append(
+                        {
+                            "Delete": {
+                                "TableName": self.table,
+                                "Key": self._key(f"T#{tenant_id}", f"RES#{reservation.id}"),
+                                "ConditionExpression": "attribute_exists(pk) AND amount_micros = :held",
+                                "ExpressionAttributeValues": {":held": _n(held)},
+                                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                            }
                         }
-                    }
-                )
-            res_index = len(items) - 1
-            items += [self._window_move(tenant_id, k, held or 0, cost_micros) for k in keys]
+                    )
+                items += [self._window_move(tenant_id, k, held or 0, cost_micros) for k in keys]
+                d_spent, d_reserved = cost_micros, -(held or 0)
+            room = max(0, _TX_MAX_ITEMS - len(items))
+            in_tx, overflow = audit[:room], audit[room:]
             items += [{"Put": {"TableName": self.table, "Item": self._audit_item(e)}} for e in in_tx]
             try:
                 self._transact(items)
             except _Cancelled as cancelled:
-                reasons = cancelled.reasons
-                if ledger is not None and _failed(reasons[0]):  # settled before: change nothing
-                    return self._window_views(tenant_id, keys, read_missing=True)
-                if held is not None and _failed(reasons[res_index]):
-                    old = reasons[res_index].get("Item")
-                    # Reclaimed after expiry: still charge the cost (never lose money spent).
-                    # Stored with another amount: release what is actually held.
-                    held = _int(old, "amount_micros") if old else None
+                reasons = cancelled.reasons + [{}] * (len(items) - len(cancelled.reasons))
+                if charged is not None:  # replaced meanwhile (another late settle): nothing to do
+                    return self._settled_before(reservation, audit), False
+                guard_failed = guard_at >= 0 and _failed(reasons[guard_at])
+                check_failed = check_at >= 0 and _failed(reasons[check_at])
+                if guard_failed and ledger is not None and ledger.id != lid:
+                    return self._settled_before(reservation, audit), False  # settled before under this id
+                if guard_failed or check_failed:
+                    # the reservation's own ledger id is charged already: its guard says how
+                    old_guard = reasons[guard_at if guard_failed else check_at].get("Item")
+                    guard = old_guard or self._get(f"LID#{lid}", "LID")
+                    if guard is None:
+                        continue  # (never deleted: only a server without ALL_OLD and a race)
+                    unsettled = bool(guard.get("unsettled", {}).get("BOOL", False))
+                    if not unsettled or ledger is None or ledger.unsettled:
+                        # settled before, or charged unsettled already: nothing new to say
+                        return self._settled_before(reservation, audit), False
+                    charged = guard
                     continue
-                raise StoreUnavailable(f"settle of {reservation.id} cancelled: {reasons}") from None
+                if res_at >= 0 and _failed(reasons[res_at]):
+                    old = reasons[res_at].get("Item")
+                    # Gone (released, or lost): money spent is still charged, unless this is an
+                    # unsettled charge of an expired reservation that was ended meanwhile.
+                    # Stored with another amount: return what is actually held.
+                    held = _int(old, "amount_micros") if old else None
+                    if held is None and live_only:
+                        return self._settled_before(reservation, audit), False
+                    continue
+                raise StoreUnavailable(f"settle of {reservation.id} cancelled: {cancelled.reasons}") from None
             break
         else:
             raise StoreUnavailable(f"settle of {reservation.id} kept changing under the transaction")
         if overflow:
             self._batch_write([self._audit_item(e) for e in overflow])
         for k in keys:
-            self._apply_window(tenant_id, k, cost_micros, -(held or 0), None)
-        return self._window_views(tenant_id, keys, read_missing=True)
+            self._apply_window(tenant_id, k, d_spent, d_reserved, None)
+        return self._window_views(tenant_id, keys, read_missing=True), True
 
-    def _release_item(self, tenant_id: str, item: Item) -> bool:
-        """Delete one stored reservation and return its amount to its windows, atomically."""
+    def _settled_before(self, reservation: Reservation, audit: list[AuditEvent]) -> list[WindowState]:
+        """A settle that changes nothing still records its audit events (as the SQLite store)."""
+        if audit:
+            self._batch_write([self._audit_item(e) for e in audit])
+        return self._window_views(reservation.tenant_id, reservation.windows, read_missing=True)
+
+    def release(self, tenant_id: str, reservation_id: str) -> None:
+        """Return a reservation's amount to its windows (a request known never to have been
+        sent): read it, then one transaction deleting it under its amount."""
+        item = self._get(f"T#{tenant_id}", f"RES#{reservation_id}")
+        if item is None:
+            return
         amount = _int(item, "amount_micros")
         keys = [v["S"] for v in item.get("windows", {}).get("L", [])]
         try:
@@ -855,33 +1010,58 @@ class DynamoDBStore:
                         "Delete": {
                             "TableName": self.table,
                             "Key": self._key(item["pk"]["S"], item["sk"]["S"]),
-                            "ConditionExpression": "attribute_exists(pk)",
+                            "ConditionExpression": "attribute_exists(pk) AND amount_micros = :held",
+                            "ExpressionAttributeValues": {":held": _n(amount)},
                         }
                     }
                 ]
                 + [self._window_move(tenant_id, k, amount, 0) for k in keys]
             )
         except _Cancelled:
-            return False  # settled or released meanwhile
+            return  # settled, charged or released meanwhile
         for k in keys:
             self._apply_window(tenant_id, k, 0, -amount, None)
-        return True
 
-    def release(self, tenant_id: str, reservation_id: str) -> None:
-        """Return a reservation's amount to its windows (read it, then one transaction)."""
-        item = self._get(f"T#{tenant_id}", f"RES#{reservation_id}")
-        if item is not None:
-            self._release_item(tenant_id, item)
+    @staticmethod
+    def _reservation_from_item(item: Item) -> Reservation:
+        return Reservation(
+            id=_str(item, "id") or item["sk"]["S"][len("RES#") :],
+            tenant_id=_str(item, "tenant_id"),
+            amount_micros=_int(item, "amount_micros"),
+            windows=[v["S"] for v in item.get("windows", {}).get("L", [])],
+            expires_at=_float(item, "expires_at") or 0.0,
+            request_id=_str(item, "request_id"),
+            team=_str(item, "team"),
+            operation=_str(item, "operation"),
+            created_at=_str(item, "created_at"),
+            model=_str(item, "model"),
+            input_tokens=_int(item, "input_tokens"),
+            output_tokens=_int(item, "output_tokens"),
+        )
+
+    def _charge_unsettled(self, items: list[Item]) -> int:
+        """Charge stored reservations at their worst case, as unsettled ledger entries (one
+        transaction each); how many this call charged."""
+        charged = 0
+        for item in items:
+            reservation = self._reservation_from_item(item)
+            entry = unsettled_entry(reservation)
+            charged += self._settle(reservation, reservation.amount_micros, entry, [], live_only=True)[1]
+        return charged
+
+    def _reservation_items(self, tenant_id: str, **filters: Any) -> list[Item]:
+        return self._query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
+            ExpressionAttributeValues={":pk": _s(f"T#{tenant_id}"), ":p": _s("RES#"), **filters.pop("values", {})},
+            ConsistentRead=True,
+            **filters,
+        )
 
     def reclaim_expired(self, tenant_id: str, now: float) -> int:
-        """Release the tenant's reservations whose expires_at has passed."""
-        expired = self._query(
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
-            FilterExpression="expires_at < :now",
-            ExpressionAttributeValues={":pk": _s(f"T#{tenant_id}"), ":p": _s("RES#"), ":now": _n(now)},
-            ConsistentRead=True,
-        )
-        return sum(self._release_item(tenant_id, item) for item in expired)
+        """Charge the tenant's reservations whose expires_at has passed, unsettled (a Query,
+        then one transaction each)."""
+        expired = self._reservation_items(tenant_id, FilterExpression="expires_at < :now", values={":now": _n(now)})
+        return self._charge_unsettled(expired)
 
     def get_windows(self, tenant_id: str, keys: list[str]) -> list[WindowState]:
         """Current state of the named windows: consistent BatchGetItem (missing ones empty)."""
@@ -1073,18 +1253,27 @@ class DynamoDBStore:
                 response=json.loads(response) if response else None,
             )
 
-    def complete_idempotency(self, tenant_id: str, key: str, response: dict[str, Any]) -> None:
-        """Store the response of a claimed key (nothing when the claim is gone)."""
+    def complete_idempotency(
+        self, tenant_id: str, key: str, response: dict[str, Any], expires_at: float | None = None
+    ) -> None:
+        """Store the response of a claimed key, and its new expiry if given (nothing when the
+        claim is gone)."""
+        update, values = "SET #r = :r", {":r": _s(json.dumps(response))}
+        names = {"#r": "response"}
+        if expires_at is not None:
+            update += ", expires_at = :e, #ttl = :ttl"
+            values.update({":e": _n(expires_at), ":ttl": _ttl(expires_at)})
+            names["#ttl"] = "ttl"
         try:
             self._call(
                 "update_item",
                 expect=("ConditionalCheckFailedException",),
                 TableName=self.table,
                 Key=self._key(f"T#{tenant_id}", f"I#{key}"),
-                UpdateExpression="SET #r = :r",
+                UpdateExpression=update,
                 ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeNames={"#r": "response"},
-                ExpressionAttributeValues={":r": _s(json.dumps(response))},
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
             )
         except self._client_error:
             pass
@@ -1130,16 +1319,11 @@ class DynamoDBStore:
         run.version, run.updated_at = expected_version + 1, data["updated_at"]
         return True
 
-    def release_run_reservations(self, tenant_id: str, run_id: str) -> int:
-        """Release the tenant's reservations whose windows include ``run:<run_id>``."""
+    def charge_run_reservations(self, tenant_id: str, run_id: str) -> int:
+        """Charge unsettled the tenant's reservations whose windows include ``run:<run_id>``."""
         key = f"run:{run_id}"
-        held = self._query(
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
-            ExpressionAttributeValues={":pk": _s(f"T#{tenant_id}"), ":p": _s("RES#")},
-            ConsistentRead=True,
-        )
-        mine = [i for i in held if key in [v["S"] for v in i.get("windows", {}).get("L", [])]]
-        return sum(self._release_item(tenant_id, item) for item in mine)
+        held = self._reservation_items(tenant_id)
+        return self._charge_unsettled([i for i in held if key in [v["S"] for v in i.get("windows", {}).get("L", [])]])
 
     def get_session(self, tenant_id: str, session_id: str) -> SessionRecord | None:
         """The tenant's session, or None."""

@@ -22,7 +22,9 @@ from shared.store.base import (
     StoreUnavailable,
     Tenant,
     WindowLimit,
+    ledger_id_for,
     new_id,
+    unsettled_entry,
 )
 from shared.store.dynamodb import DynamoDBStore
 from tests.integration import server_dynamodb
@@ -227,3 +229,103 @@ def test_window_state_max_age_rereads_stale_views(url):
     before = exact.round_trips
     out = exact.reserve(_res(t.id, 300, ["day:d"]), win, [], time.time())
     assert exact.round_trips - before == 2 and out.windows[0].reserved_micros == 500
+
+
+# unsettled charges --------------------------------------------------------------------------
+def test_expiry_charges_unsettled_and_a_late_settle_costs_one_more_transaction(store):
+    t = _tenant(store)
+    win = [WindowLimit("day:d", 1000, FAR)]
+    late = _res(t.id, 300, ["day:d"], expires_at=time.time() - 1)
+    late.model, late.input_tokens, late.output_tokens = "m", 10, 20
+    assert store.reserve(late, win, [], time.time()).ok
+    before = store.round_trips
+    assert store.reclaim_expired(t.id, time.time()) == 1
+    assert store.round_trips - before == 2  # the Query, one transaction
+    guard = _raw_item(store, f"LID#{ledger_id_for(late.id)}", "LID")
+    assert guard["unsettled"] == {"BOOL": True} and guard["cost_micros"] == {"N": "300"}
+    [charged] = store.list_ledger(t.id)
+    # the late settle: the normal transaction is cancelled by the guard, which it returns; the
+    # replacement is the second and last round trip
+    real = _ledger(late, 120, id=ledger_id_for(late.id))
+    before = store.round_trips
+    store.settle(late, 120, real, [])
+    assert store.round_trips - before == 2
+    [entry] = store.list_ledger(t.id)
+    assert (entry.cost_micros, entry.unsettled, entry.at) == (120, False, charged.at)  # same item, same sort key
+    assert _raw_item(store, f"LID#{ledger_id_for(late.id)}", "LID")["unsettled"] == {"BOOL": False}
+    assert store.get_windows(t.id, ["day:d"])[0].spent_micros == 120
+
+
+def test_a_late_settle_under_another_ledger_id_replaces_the_unsettled_entry(store):
+    t = _tenant(store)
+    late = _res(t.id, 300, ["day:d"], expires_at=time.time() - 1)
+    assert store.reserve(late, [WindowLimit("day:d", 1000, FAR)], [], time.time()).ok
+    assert store.reclaim_expired(t.id, time.time()) == 1
+    real = _ledger(late, 450)
+    store.settle(late, 450, real, [])
+    store.settle(late, 450, real, [])
+    store.settle(late, 300, unsettled_entry(late), [])
+    assert [(e.id, e.cost_micros, e.unsettled) for e in store.list_ledger(t.id)] == [(real.id, 450, False)]
+    assert store.get_windows(t.id, ["day:d"])[0].spent_micros == 450
+
+
+@pytest.mark.parametrize("same_id", [True, False])
+def test_reclaim_racing_a_late_settle_charges_exactly_once(url, same_id):
+    first = open_store(url)
+    first.init()
+    t = _tenant(first)  # type: ignore[arg-type]
+    win = [WindowLimit("day:d", 1_000_000, FAR), WindowLimit("month:m", 10_000_000, FAR)]
+    keys = [w.key for w in win]
+    late_ones = []
+    for _ in range(8):
+        r = _res(t.id, 300, keys, expires_at=time.time() - 1)
+        assert first.reserve(r, win, [], time.time()).ok
+        late_ones.append(r)
+    reclaimer, settler = open_store(url), open_store(url)  # two instances
+    reclaimed: list[int] = []
+
+    def reclaim() -> None:
+        reclaimed.append(reclaimer.reclaim_expired(t.id, time.time()))
+
+    def settle_all() -> None:
+        for r in late_ones:
+            settler.settle(r, 100, _ledger(r, 100, **({"id": ledger_id_for(r.id)} if same_id else {})), [])
+
+    threads = [threading.Thread(target=reclaim), threading.Thread(target=settle_all)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    day, month = first.get_windows(t.id, keys)
+    assert (day.spent_micros, day.reserved_micros, month.spent_micros) == (800, 0, 800)
+    entries = first.list_ledger(t.id)
+    assert len(entries) == 8 and all(not e.unsettled and e.cost_micros == 100 for e in entries)
+    assert first.reclaim_expired(t.id, time.time()) == 0
+
+
+def test_a_reserve_that_keeps_conflicting_is_a_contention_refusal(store, monkeypatch):
+    t = _tenant(store)
+    from botocore.exceptions import ClientError
+
+    def conflict(**kwargs):  # type: ignore[no-untyped-def]
+        raise ClientError({"Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
+                           "CancellationReasons": [{"Code": "TransactionConflict"}] * len(kwargs["TransactItems"])},
+                          "TransactWriteItems")
+
+    monkeypatch.setattr(store._client, "transact_write_items", conflict)
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    out = store.reserve(_res(t.id, 100, ["day:d"]), [WindowLimit("day:d", 1000, FAR)], [RateLimit("rpm", 60, 1)],
+                        time.time())
+    assert out.refusal is not None and out.refusal.kind == "contention" and out.refusal.key == "day:d"
+    assert 0.5 <= out.refusal.retry_after_s <= 1.0
+
+
+def test_complete_idempotency_keeps_the_response_until_its_own_expiry(store):
+    t = _tenant(store)
+    now = time.time()
+    store.claim_idempotency(t.id, IdempotencyRecord("k", "h", now + 60), now)
+    store.complete_idempotency(t.id, "k", {"id": "r1"}, expires_at=now + 86_400)
+    item = _raw_item(store, f"T#{t.id}", "I#k")
+    assert int(item["ttl"]["N"]) >= now + 86_400 and float(item["expires_at"]["N"]) == pytest.approx(now + 86_400)
+    store.complete_idempotency(t.id, "k", {"id": "r2"})
+    assert float(_raw_item(store, f"T#{t.id}", "I#k")["expires_at"]["N"]) == pytest.approx(now + 86_400)
