@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from shared.errors import Forbidden, NotFound, Unauthenticated
+from shared.errors import Forbidden, NotFound, Unauthenticated, ValidationFailed
 from shared.runtime import Runtime
 from shared.tenants import TenantAdmin, public_tenant
 
@@ -41,17 +41,25 @@ def admin_routes(runtime: Runtime, serve_mode: bool) -> list[Route]:
     async def guard(request: Request) -> None:
         check_admin_key(runtime, request)
 
-    async def run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    async def run(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+
+    async def fields_of(request: Request) -> dict[str, Any]:
+        """The JSON object of a POST/PATCH; TenantAdmin validates each field (shared/limits.py)."""
+        from shared.app import read_json
+
+        body = await read_json(request, runtime.settings.max_body_bytes)
+        if not isinstance(body, dict):
+            raise ValidationFailed("the body must be a JSON object of tenant fields",
+                                   errors=[{"loc": ["body"], "msg": "not an object"}])
+        return body
 
     async def tenants(request: Request) -> Response:
         await guard(request)
         if request.method == "GET":
             items = await run(runtime.store.list_tenants)
             return JSONResponse({"tenants": [public_tenant(t) for t in items]})
-        from shared.app import read_json
-
-        body = await read_json(request, runtime.settings.max_body_bytes)
+        body = await fields_of(request)
         tenant, key = await run(admin_().create, body.pop("name", ""), **body)
         return JSONResponse({**public_tenant(tenant), "api_key": key}, status_code=201)
 
@@ -60,9 +68,7 @@ def admin_routes(runtime: Runtime, serve_mode: bool) -> list[Route]:
         tenant_id = request.path_params["tenant_id"]
         if request.method == "GET":
             return JSONResponse(public_tenant(await run(admin_().get, tenant_id)))
-        from shared.app import read_json
-
-        body = await read_json(request, runtime.settings.max_body_bytes)
+        body = await fields_of(request)
         return JSONResponse(public_tenant(await run(admin_().update, tenant_id, **body)))
 
     async def keys(request: Request) -> Response:

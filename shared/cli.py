@@ -49,12 +49,34 @@ def _teams_arg(value: str | None) -> list[str] | None:
     return [t.strip() for t in value.split(",") if t.strip()] if value else None
 
 
+def _number(text: str | None, *loc: str, whole: bool = False) -> int | float | None:
+    """A money or limit flag as a number; its range is checked with every other input's
+    (shared/limits.py, through TenantAdmin), so a bad one is the same one-line 422."""
+    from shared.limits import number_from_text
+
+    return None if text is None else number_from_text(text, ["body", *loc], whole=whole)
+
+
+def _team_caps(text: str) -> dict[str, int | float | None]:
+    from shared.limits import invalid
+
+    caps: dict[str, int | float | None] = {}
+    for pair in (p.strip() for p in text.split(",") if p.strip()):
+        team, sep, amount = pair.partition("=")
+        if not sep or not team.strip():
+            raise invalid(["body", "team_daily_usd"], f"{pair!r} is not TEAM=USD (e.g. legal=5,finance=2)")
+        caps[team.strip()] = _number(amount, "team_daily_usd", team.strip())
+    return caps
+
+
 def _tenant_fields(args: argparse.Namespace) -> dict[str, Any]:
-    fields = {"daily_usd": args.daily_usd, "monthly_usd": args.monthly_usd, "rpm": args.rpm, "tpm": args.tpm,
-              "teams": _teams_arg(args.teams), "alert_threshold": args.alert_threshold,
+    fields = {"daily_usd": _number(args.daily_usd, "daily_usd"),
+              "monthly_usd": _number(args.monthly_usd, "monthly_usd"),
+              "rpm": _number(args.rpm, "rpm", whole=True), "tpm": _number(args.tpm, "tpm", whole=True),
+              "teams": _teams_arg(args.teams), "alert_threshold": _number(args.alert_threshold, "alert_threshold"),
               "webhook_url": args.webhook_url, "on_low_budget": args.on_low_budget}
     if getattr(args, "team_daily_usd", None):
-        fields["team_daily_usd"] = {k: float(v) for k, v in (p.split("=", 1) for p in args.team_daily_usd.split(","))}
+        fields["team_daily_usd"] = _team_caps(args.team_daily_usd)
     return fields
 
 
@@ -269,13 +291,14 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("name" if action == "create" else "id")
         if action == "update":
             s.add_argument("--name", dest="new_name")
-        s.add_argument("--daily-usd", type=float)
-        s.add_argument("--monthly-usd", type=float)
-        s.add_argument("--rpm", type=int)
-        s.add_argument("--tpm", type=int)
+        # Money and limits are read as text and checked by shared/limits.py (one-line errors, not argparse's).
+        s.add_argument("--daily-usd", metavar="USD", help="daily cap, 0 to 1e9")
+        s.add_argument("--monthly-usd", metavar="USD", help="monthly cap, 0 to 1e9")
+        s.add_argument("--rpm", metavar="N", help="requests per minute (whole number)")
+        s.add_argument("--tpm", metavar="N", help="tokens per minute (whole number)")
         s.add_argument("--teams", help="comma-separated allow-list")
         s.add_argument("--team-daily-usd", help="per-team daily caps, e.g. legal=5,finance=2")
-        s.add_argument("--alert-threshold", type=float)
+        s.add_argument("--alert-threshold", metavar="FRACTION", help="in (0, 1], default 0.8")
         s.add_argument("--webhook-url")
         s.add_argument("--on-low-budget", choices=["refuse", "cheaper_model"])
         s.add_argument("--json", action="store_true")

@@ -8,6 +8,7 @@ whose message names the variable and what would be valid.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
@@ -40,9 +41,38 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigurationError(f"{name}={raw!r} must be a number") from None
-    if value <= 0:
-        raise ConfigurationError(f"{name}={raw!r} must be positive")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(f"{name}={raw!r} must be a positive finite number")
     return value
+
+
+def _usd(env: dict[str, str], name: str, default: float) -> float:
+    """A default tenant cap: the same rule as every money input (shared/limits.py)."""
+    from shared import limits
+    from shared.errors import ValidationFailed
+    from shared.pricing import usd
+
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return usd(limits.usd_micros(limits.number_from_text(raw, [name]), [name]))
+    except ValidationFailed as exc:
+        raise ConfigurationError(f"{name}={raw!r}: {exc.extra['errors'][0]['msg']}") from None
+
+
+def _rate(env: dict[str, str], name: str, default: int) -> int:
+    """A default tenant rate limit: the same rule as every limit input (shared/limits.py)."""
+    from shared import limits
+    from shared.errors import ValidationFailed
+
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return limits.rate(limits.number_from_text(raw, [name], whole=True), [name])
+    except ValidationFailed as exc:
+        raise ConfigurationError(f"{name}={raw!r}: {exc.extra['errors'][0]['msg']}") from None
 
 
 @dataclass(frozen=True)
@@ -120,10 +150,10 @@ class Settings:
             operation_deadline_s=_float(env, "MULTIAGENT_DEADLINE_S", cls.operation_deadline_s),
             reservation_margin_s=_float(env, "MULTIAGENT_RESERVATION_MARGIN_S", cls.reservation_margin_s),
             max_turns=_int(env, "MULTIAGENT_MAX_TURNS", cls.max_turns, 1),
-            default_daily_usd=_float(env, "MULTIAGENT_DEFAULT_DAILY_USD", cls.default_daily_usd),
-            default_monthly_usd=_float(env, "MULTIAGENT_DEFAULT_MONTHLY_USD", cls.default_monthly_usd),
-            default_rpm=_int(env, "MULTIAGENT_DEFAULT_RPM", cls.default_rpm, 1),
-            default_tpm=_int(env, "MULTIAGENT_DEFAULT_TPM", cls.default_tpm, 1),
+            default_daily_usd=_usd(env, "MULTIAGENT_DEFAULT_DAILY_USD", cls.default_daily_usd),
+            default_monthly_usd=_usd(env, "MULTIAGENT_DEFAULT_MONTHLY_USD", cls.default_monthly_usd),
+            default_rpm=_rate(env, "MULTIAGENT_DEFAULT_RPM", cls.default_rpm),
+            default_tpm=_rate(env, "MULTIAGENT_DEFAULT_TPM", cls.default_tpm),
             budgets_enabled=env.get("MULTIAGENT_BUDGETS", "on") != "off",
             log_level=(env.get("MULTIAGENT_LOG_LEVEL") or "INFO").upper(),
             planner_model=env.get("MULTIAGENT_PLANNER_MODEL") or cls.planner_model,

@@ -22,6 +22,7 @@ from typing import Any
 
 from shared.catalog import Catalog
 from shared.errors import PROBLEM_TYPES, ProblemError
+from shared.limits import MAX_RATE, MAX_USD
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -306,11 +307,14 @@ SHAPES: dict[str, Any] = {
         "alert_threshold": {"type": "number"}, "disabled": {"type": "boolean"},
         "webhook_url": {"type": ["string", "null"]}, "on_low_budget": {"type": "string"},
         "content_logging": {"type": "boolean"}, "created_at": {"type": "string"}}},
-    "TenantFields": {"type": "object", "properties": {
-        "name": {"type": "string"}, "daily_usd": {"type": "number", "minimum": 0},
-        "monthly_usd": {"type": "number", "minimum": 0}, "rpm": {"type": "integer", "minimum": 1},
-        "tpm": {"type": "integer", "minimum": 1}, "teams": {"type": "array", "items": {"type": "string"}},
-        "team_daily_usd": {"type": "object", "additionalProperties": {"type": "number"}},
+    "TenantFields": {"type": "object", "properties": {  # the rules of shared/limits.py
+        "name": {"type": "string"}, "daily_usd": {"type": "number", "minimum": 0, "maximum": MAX_USD},
+        "monthly_usd": {"type": "number", "minimum": 0, "maximum": MAX_USD},
+        "rpm": {"type": "integer", "minimum": 1, "maximum": MAX_RATE},
+        "tpm": {"type": "integer", "minimum": 1, "maximum": MAX_RATE},
+        "teams": {"type": "array", "items": {"type": "string"}},
+        "team_daily_usd": {"type": "object",
+                           "additionalProperties": {"type": "number", "minimum": 0, "maximum": MAX_USD}},
         "alert_threshold": {"type": "number", "exclusiveMinimum": 0, "maximum": 1}, "disabled": {"type": "boolean"},
         "webhook_url": {"type": "string"}, "on_low_budget": {"type": "string", "enum": ["refuse", "cheaper_model"]},
         "content_logging": {"type": "boolean"}}},
@@ -318,7 +322,8 @@ SHAPES: dict[str, Any] = {
         "api_key": {"type": "string", "description": "Shown once; only its hash is stored."}}}]},
     "RunRequest": {"type": "object", "required": ["task"], "properties": {
         "task": {"type": "string"}, "teams": {"type": "array", "items": {"type": "string"}},
-        "max_usd": {"type": "number", "exclusiveMinimum": 0}, "deadline_s": {"type": "number", "exclusiveMinimum": 0}}},
+        "max_usd": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_USD},
+        "deadline_s": {"type": "number", "exclusiveMinimum": 0}}},
     "RunStep": {"type": "object", "properties": {
         "id": {"type": "string"}, "team": {"type": "string"}, "operation": {"type": "string"},
         "status": {"type": "string"}, "output": {}, "usage": {}, "depends_on": {}, "error": {}, "note": {},

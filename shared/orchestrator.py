@@ -109,12 +109,13 @@ def _iso(epoch: float) -> str:
 
 
 # -- the run document -----------------------------------------------------------------------
-def new_run(tenant: Tenant, *, task: str, teams: list[str] | None, max_usd: float | None, deadline_s: float,
+def new_run(tenant: Tenant, *, task: str, teams: list[str] | None, max_micros: int | None, deadline_s: float,
             session_id: str | None, owner: str, lease_s: float) -> RunRecord:
-    """A queued run, leased to ``owner`` (empty: whoever picks up the queued continuation)."""
+    """A queued run, leased to ``owner`` (empty: whoever picks up the queued continuation).
+    ``max_micros`` is the validated ``max_usd`` (see :func:`check_request`)."""
     now = time.time()
-    budget = round(max_usd * 1_000_000) if max_usd is not None else min(tenant.daily_limit_micros,
-                                                                          tenant.monthly_limit_micros)
+    budget = max_micros if max_micros is not None else min(tenant.daily_limit_micros, tenant.monthly_limit_micros)
+    max_usd = usd(max_micros) if max_micros is not None else None
     data = {"task": task, "teams": teams, "max_usd": max_usd, "deadline": now + deadline_s,
             "budget_micros": budget, "session_id": session_id, "phase": "planning", "plan": None, "steps": [],
             "answer": None, "usage": {"input_tokens": 0, "output_tokens": 0, "cost_micros": 0}, "error": None}
@@ -685,11 +686,13 @@ async def cancel(deps: OrchestratorDeps, tenant: Tenant, run_id: str) -> RunReco
 
 
 def check_request(catalog: Catalog, tenant: Tenant, body: Any) -> dict[str, Any]:
-    """Validate ``POST /v1/runs`` (422 / 404 / 403) and return its normalised fields."""
+    """Validate ``POST /v1/runs`` (422 / 404 / 403) and return its normalised fields
+    (``max_usd`` as integer ``max_micros``, by the money rule of shared/limits.py)."""
+    from shared import limits
     from shared.errors import ValidationFailed
 
     def bad(field: str, msg: str) -> ValidationFailed:
-        return ValidationFailed(f"{field}: {msg}", errors=[{"loc": ["body", field], "msg": msg}])
+        return limits.invalid(["body", field], msg)
 
     if not isinstance(body, dict):
         raise ValidationFailed("the body must be a JSON object", errors=[{"loc": ["body"], "msg": "not an object"}])
@@ -710,15 +713,14 @@ def check_request(catalog: Catalog, tenant: Tenant, body: Any) -> dict[str, Any]
                 raise NotFound(f"unknown team {t!r}; GET /v1/teams lists them")
             check_team_allowed(tenant, t)
     max_usd = body.get("max_usd")
-    if max_usd is not None and (isinstance(max_usd, bool) or not isinstance(max_usd, (int, float)) or max_usd <= 0):
-        raise bad("max_usd", "must be a positive number of USD")
+    max_micros = limits.usd_micros(max_usd, ["body", "max_usd"], positive=True) if max_usd is not None else None
     deadline_s = body.get("deadline_s")
     if deadline_s is not None and (isinstance(deadline_s, bool) or not isinstance(deadline_s, (int, float))
                                    or not 0 < deadline_s <= 3_600):
         raise bad("deadline_s", "must be a number of seconds in (0, 3600]")
     if tenant.disabled:
         raise Forbidden(f"tenant {tenant.id} is disabled")
-    return {"task": task, "teams": teams, "max_usd": float(max_usd) if max_usd is not None else None,
+    return {"task": task, "teams": teams, "max_micros": max_micros,
             "deadline_s": float(deadline_s) if deadline_s is not None else None}
 
 

@@ -228,14 +228,14 @@ def run_routes(runtime: Runtime, serve_mode: bool) -> list[Route]:
         session_id = sessions.session_id_from(request.headers)
         respond_async = "respond-async" in request.headers.get("prefer", "").lower()
         queued_elsewhere = respond_async and continuation is not local
-        run = orc.new_run(tenant, task=fields["task"], teams=fields["teams"], max_usd=fields["max_usd"],
+        run = orc.new_run(tenant, task=fields["task"], teams=fields["teams"], max_micros=fields["max_micros"],
                       deadline_s=fields["deadline_s"] or settings.run_deadline_s, session_id=session_id,
                       owner="" if queued_elsewhere else instance_id, lease_s=settings.run_lease_s)
         await store_call(runtime.store.put_run, run)
         await store_call(runtime.store.append_audit, [AuditEvent(
             id=new_id("aud"), tenant_id=tenant.id, type="run.created", request_id=request.state.request_id,
             status=202 if respond_async else 200,
-            detail={"run_id": run.id, "teams": fields["teams"], "max_usd": fields["max_usd"]})])
+            detail={"run_id": run.id, "teams": fields["teams"], "max_usd": run.data["max_usd"]})])
         if respond_async:
             await continuation.schedule(run, await origin_envelope(run))
             return JSONResponse(orc.public_run(run), status_code=202,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from shared import limits
 from shared.auth import Authenticator
 from shared.config import Settings
 from shared.errors import NotFound, ValidationFailed
@@ -18,43 +19,47 @@ EDITABLE = ("name", "daily_usd", "monthly_usd", "rpm", "tpm", "teams", "team_dai
 
 
 def _bad(field: str, msg: str) -> ValidationFailed:
-    return ValidationFailed(f"{field}: {msg}", errors=[{"loc": ["body", field], "msg": msg}])
+    return limits.invalid(["body", field], msg)
 
 
 def to_changes(fields: dict[str, Any], catalog: Catalog) -> dict[str, Any]:
-    """Validate user-facing fields (USD, names) and turn them into stored tenant fields."""
+    """Validate user-facing fields (USD, limits, flags, names) and turn them into stored
+    tenant fields (money as integer micro-dollars). Nothing is stored unless all are valid."""
     out: dict[str, Any] = {}
     for key, value in fields.items():
         if value is None:
             continue
+        loc = ["body", key]
         if key not in EDITABLE:
             raise _bad(key, f"unknown field; editable: {', '.join(EDITABLE)}")
-        if key in ("daily_usd", "monthly_usd"):
-            if not isinstance(value, (int, float)) or value < 0:
-                raise _bad(key, "must be a non-negative number of USD")
-            out["daily_limit_micros" if key == "daily_usd" else "monthly_limit_micros"] = micros(float(value))
+        if key == "name":
+            if not isinstance(value, str) or not value.strip():
+                raise _bad(key, "must be a non-empty string")
+            out[key] = value.strip()
+        elif key in ("daily_usd", "monthly_usd"):
+            out["daily_limit_micros" if key == "daily_usd" else "monthly_limit_micros"] = limits.usd_micros(value, loc)
         elif key in ("rpm", "tpm"):
-            if not isinstance(value, int) or value < 1:
-                raise _bad(key, "must be a positive integer")
-            out[key] = value
+            out[key] = limits.rate(value, loc)
         elif key == "teams":
+            if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+                raise _bad(key, "must be a list of team names")
             unknown = [t for t in value if t not in catalog]
             if unknown:
                 raise _bad(key, f"unknown teams {unknown}")
             out[key] = list(value)
         elif key == "team_daily_usd":
-            if not isinstance(value, dict) or any(t not in catalog for t in value):
-                raise _bad(key, "must map known team names to USD amounts")
-            out["team_daily_limit_micros"] = {t: micros(float(v)) for t, v in value.items()}
+            out["team_daily_limit_micros"] = limits.team_usd_micros(value, loc, catalog)
         elif key == "alert_threshold":
-            if not isinstance(value, (int, float)) or not 0 < value <= 1:
-                raise _bad(key, "must be a number in (0, 1]")
-            out[key] = float(value)
+            out[key] = limits.fraction(value, loc)
+        elif key in ("disabled", "content_logging"):
+            out[key] = limits.flag(value, loc)
         elif key == "on_low_budget":
             if value not in ("refuse", "cheaper_model"):
                 raise _bad(key, "must be 'refuse' or 'cheaper_model'")
             out[key] = value
-        else:
+        elif key == "webhook_url":
+            if not isinstance(value, str):
+                raise _bad(key, "must be a URL string")
             out[key] = value
     return out
 
@@ -80,10 +85,10 @@ class TenantAdmin:
         self.store.append_audit([AuditEvent(id=new_id("aud"), tenant_id=tenant_id, type=kind,
                                             detail={"actor": self.actor, **detail})])
 
-    def create(self, name: str, **fields: Any) -> tuple[Tenant, str]:
+    def create(self, name: str, /, **fields: Any) -> tuple[Tenant, str]:
         """A new tenant (defaults from settings) and its first API key (shown once)."""
-        if not name or not name.strip():
-            raise _bad("name", "must not be empty")
+        if not isinstance(name, str) or not name.strip():
+            raise _bad("name", "must be a non-empty string")
         s = self.settings
         changes = to_changes(fields, self.catalog)
         tenant = Tenant(id=new_id("ten"), name=name.strip(), daily_limit_micros=micros(s.default_daily_usd),
@@ -101,7 +106,7 @@ class TenantAdmin:
             raise NotFound(f"no tenant {tenant_id!r}")
         return tenant
 
-    def update(self, tenant_id: str, **fields: Any) -> Tenant:
+    def update(self, tenant_id: str, /, **fields: Any) -> Tenant:
         """Change limits or settings."""
         self.get(tenant_id)
         changes = to_changes(fields, self.catalog)

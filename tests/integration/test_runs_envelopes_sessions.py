@@ -140,7 +140,7 @@ async def test_a_run_with_max_usd_never_settles_more(tmp_path, model_env, fake):
         assert run_ledger(app, tenant_id, body["id"]) == []
 
 
-async def test_async_run_is_read_by_id_and_delete_cancels_and_releases(tmp_path, model_env, fake):
+async def test_async_run_is_read_by_id_and_delete_cancels_and_charges(tmp_path, model_env, fake):
     async with local_app(f"sqlite:///{tmp_path}/s.db", **model_env, MULTIAGENT_RUN_LEASE_S="1") as app:
         tenant_id, key = app.tenant()
         auth = {"authorization": f"Bearer {key}"}
@@ -172,16 +172,24 @@ async def test_async_run_is_read_by_id_and_delete_cancels_and_releases(tmp_path,
         assert app.runtime.store.get_windows(tenant_id, [key])[0].reserved_micros > 0
         cancelled = await app.client.delete(f"/v1/runs/{run_id}", headers=auth)
         assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
-        # then its reservations are released at once and it stays cancelled
+        # then its in-flight reservations are charged at once (the provider may bill the steps'
+        # requests: never released), unsettled, and it stays cancelled
         assert app.runtime.store.get_windows(tenant_id, [key])[0].reserved_micros == 0
+        steps = [e for e in run_ledger(app, tenant_id, run_id) if e.operation == "ask"]
+        assert len(steps) == 2 and all(e.unsettled for e in steps)
         await asyncio.sleep(1.0)
         final = (await app.client.get(f"/v1/runs/{run_id}", headers=auth)).json()
         assert final["status"] == "cancelled" and {s["status"] for s in final["steps"]} == {"cancelled"}
-        # and only the planner was ever charged: the cancelled steps' calls were never settled
+        # and when the steps' requests are answered, their real cost replaces the worst case
+        fake.state.default_delay = 0.0
+        for _ in range(200):
+            ledger = run_ledger(app, tenant_id, run_id)
+            if not any(e.unsettled for e in ledger):
+                break
+            await asyncio.sleep(0.05)
         (window,) = app.runtime.store.get_windows(tenant_id, [key])
-        ledger = run_ledger(app, tenant_id, run_id)
-        assert [e.operation for e in ledger] == ["plan"]
-        assert window.reserved_micros == 0 and window.spent_micros == ledger[0].cost_micros
+        assert sorted(e.operation for e in ledger) == ["ask", "ask", "plan"] and not any(e.unsettled for e in ledger)
+        assert window.reserved_micros == 0 and window.spent_micros == sum(e.cost_micros for e in ledger)
 
 
 def _forge(parent: Envelope, keyring, **claims) -> Envelope:  # type: ignore[no-untyped-def]

@@ -43,8 +43,10 @@ def test_session_trimming_keeps_the_newest_turns_and_alternation():
 def test_run_requests_are_checked():
     catalog = load_catalog()
     ok = check_request(catalog, tenant(), {"task": "t", "teams": ["finance", "finance"], "max_usd": 1})
-    assert ok == {"task": "t", "teams": ["finance"], "max_usd": 1.0, "deadline_s": None}
+    assert ok == {"task": "t", "teams": ["finance"], "max_micros": 1_000_000, "deadline_s": None}
     for body in ({}, {"task": ""}, {"task": "t", "max_usd": 0}, {"task": "t", "deadline_s": 7200},
+                 {"task": "t", "max_usd": float("nan")}, {"task": "t", "max_usd": float("inf")},
+                 {"task": "t", "max_usd": 1e13}, {"task": "t", "max_usd": True},
                  {"task": "t", "teams": []}, {"task": "t", "extra": 1}, ["task"]):
         with pytest.raises(ValidationFailed):
             check_request(catalog, tenant(), body)
