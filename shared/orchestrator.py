@@ -275,7 +275,7 @@ def result_text(step: dict[str, Any]) -> str:
     output = step.get("output") or {}
     if step.get("operation") == "ask" and isinstance(output.get("answer"), str):
         return str(output["answer"])[:RESULT_CHARS]
-    return json.dumps(output, separators=(",", ":"))[:RESULT_CHARS]
+    return json.dumps(output, separators=(",", ":"), ensure_ascii=False)[:RESULT_CHARS]
 
 
 def resolve_input(step: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -459,7 +459,7 @@ class RunExecutor:
                 await self.save()
             except RunPreempted:
                 return
-            await _store(self.deps.store.release_run_reservations, self.tenant.id, self.run.id)
+            await _store(self.deps.store.charge_run_reservations, self.tenant.id, self.run.id)
         session_id = d.get("session_id")
         if session_id and d.get("answer") and self.run.status == "succeeded":
             from shared.sessions import append_turn
@@ -494,7 +494,7 @@ class RunExecutor:
         self.run.owner, self.run.lease_until = "", 0.0
         try:
             await self.save()
-            await _store(self.deps.store.release_run_reservations, self.tenant.id, self.run.id)
+            await _store(self.deps.store.charge_run_reservations, self.tenant.id, self.run.id)
         except (RunPreempted, Unavailable):
             pass
 
@@ -655,19 +655,21 @@ class RunExecutor:
 # -- starting, resuming and cancelling ---------------------------------------------------------
 async def claim(deps: OrchestratorDeps, run: RunRecord) -> bool:
     """Take over a run whose owner's lease expired (or that nobody started); True when this
-    instance owns it now. The dead owner's reservations are released first."""
+    instance owns it now. The dead owner's reservations are charged unsettled first: their
+    requests may have been billed."""
     now = time.time()
     if run.status in TERMINAL or (run.owner and run.lease_until > now):
         return False
     run.owner, run.lease_until = deps.instance_id, now + deps.settings.run_lease_s
     if not await _store(deps.store.update_run, run, run.version):
         return False
-    await _store(deps.store.release_run_reservations, run.tenant_id, run.id)
+    await _store(deps.store.charge_run_reservations, run.tenant_id, run.id)
     return True
 
 
 async def cancel(deps: OrchestratorDeps, tenant: Tenant, run_id: str) -> RunRecord:
-    """Mark the run cancelled (the owner stops at its next write) and release its reservations."""
+    """Mark the run cancelled (the owner stops at its next write) and charge its in-flight
+    reservations unsettled (a late settle by the owner replaces them by the real cost)."""
     while True:
         run: RunRecord | None = await _store(deps.store.get_run, tenant.id, run_id)
         if run is None:
@@ -681,7 +683,7 @@ async def cancel(deps: OrchestratorDeps, tenant: Tenant, run_id: str) -> RunReco
             if s.get("status") not in STEP_DONE:
                 s["status"] = "cancelled"
         if await _store(deps.store.update_run, run, run.version):
-            await _store(deps.store.release_run_reservations, tenant.id, run_id)
+            await _store(deps.store.charge_run_reservations, tenant.id, run_id)
             return run
 
 
