@@ -399,17 +399,26 @@ def usage_report(runtime: Runtime, tenant: Tenant) -> dict[str, Any]:
     by_team: dict[str, dict[str, Any]] = {}
     by_day: dict[str, dict[str, Any]] = {}
     by_model: dict[str, dict[str, Any]] = {}
+    today = day_key(now)[len("day:"):]
+    # Charged at the worst case because their outcome is unknown (crash, pause, timeout): part
+    # of spent_usd, shown apart until a late settle replaces them by the real cost.
+    unsettled = {"day": 0, "month": 0}
     for e in entries:
         for table, key, name in ((by_team, e.team, "team"), (by_day, e.at[:10], "day"), (by_model, e.model, "model")):
-            row = table.setdefault(key, {name: key, "calls": 0, "input_tokens": 0, "output_tokens": 0, "micros": 0})
+            row = table.setdefault(key, {name: key, "calls": 0, "input_tokens": 0, "output_tokens": 0, "micros": 0,
+                                         "unsettled": 0})
             row["calls"] += 1
             row["input_tokens"] += e.input_tokens
             row["output_tokens"] += e.output_tokens
             row["micros"] += e.cost_micros
+            row["unsettled"] += e.cost_micros if e.unsettled else 0
+        if e.unsettled:
+            unsettled["month"] += e.cost_micros
+            unsettled["day"] += e.cost_micros if e.at[:10] == today else 0
 
     def rows(table: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{**{k: v for k, v in r.items() if k != "micros"}, "cost_usd": usd(r["micros"])}
-                for _, r in sorted(table.items())]
+        return [{**{k: v for k, v in r.items() if k not in ("micros", "unsettled")}, "cost_usd": usd(r["micros"]),
+                 "unsettled_usd": usd(r["unsettled"])} for _, r in sorted(table.items())]
 
     def spent(name: str) -> float:
         return usd(windows[name].spent_micros) if name in windows else 0.0
@@ -418,13 +427,14 @@ def usage_report(runtime: Runtime, tenant: Tenant) -> dict[str, Any]:
         w = windows.get(name)
         spent_m, reserved_m = (w.spent_micros, w.reserved_micros) if w else (0, 0)
         return {"window": name, "limit_usd": usd(limit_micros), "spent_usd": usd(spent_m),
-                "reserved_usd": usd(reserved_m), "remaining_usd": usd(max(0, limit_micros - spent_m - reserved_m)),
+                "unsettled_usd": usd(unsettled.get(name, 0)), "reserved_usd": usd(reserved_m), "remaining_usd": usd(max(0, limit_micros - spent_m - reserved_m)),
                 "alert_at_usd": usd(round(limit_micros * tenant.alert_threshold)),
                 "reset_at": reset_at("month:" if name == "month" else "day", now)}
 
     return {
         "tenant_id": tenant.id,
         "spent_usd": {"day": spent("day"), "month": spent("month")},
+        "unsettled_usd": {"day": usd(unsettled["day"]), "month": usd(unsettled["month"])},
         "reserved_usd": {name: usd(w.reserved_micros) for name, w in windows.items()},
         "limits": {
             "daily_usd": usd(tenant.daily_limit_micros), "monthly_usd": usd(tenant.monthly_limit_micros),

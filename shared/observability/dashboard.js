@@ -111,6 +111,7 @@
         budgetBar(w, threshold),
         h("div", { class: "foot" },
           h("span", {}, `${money(w.spent_usd)} spent of ${money(w.limit_usd)}` +
+            (w.unsettled_usd ? ` (${money(w.unsettled_usd)} unsettled)` : "") +
             (w.reserved_usd ? ` · ${money(w.reserved_usd)} held` : "") + ` · alert at ${pct(threshold)}`),
           h("span", {}, until(w.reset_at))));
     }));
