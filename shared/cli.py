@@ -228,11 +228,16 @@ def cmd_usage(args: argparse.Namespace) -> int:
         for r in d["usage"]:
             lines.append(f"{r['tenant_id']}: today ${r['spent_usd']['day']:.6f} of ${r['limits']['daily_usd']:.2f}, "
                          f"month ${r['spent_usd']['month']:.6f} of ${r['limits']['monthly_usd']:.2f}")
+            if r["unsettled_usd"]["month"]:
+                lines.append(f"  unsettled (charged at worst case, outcome unknown): today "
+                             f"${r['unsettled_usd']['day']:.6f}, month ${r['unsettled_usd']['month']:.6f}")
             for table, key in (("by_day", "day"), ("by_team", "team"), ("by_model", "model")):
                 if r[table]:
                     lines.append(f"  by {key}:")
                     lines += [f"    {row[key]:<24} {row['calls']:>5} calls  {row['input_tokens']:>9} in  "
-                              f"{row['output_tokens']:>8} out  ${row['cost_usd']:.6f}" for row in r[table]]
+                              f"{row['output_tokens']:>8} out  ${row['cost_usd']:.6f}"
+                              + (f"  (${row['unsettled_usd']:.6f} unsettled)" if row["unsettled_usd"] else "")
+                              for row in r[table]]
         return "\n".join(lines) or "no tenants"
 
     _print({"usage": reports} if not args.tenant else reports[0], args.json,

@@ -91,6 +91,9 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     operation_deadline_s: float = 120.0
     reservation_margin_s: float = 60.0
+    # One model request's timeout; a request past it may still be billed, so it is charged
+    # unsettled and retried by the budget guard under a new reservation.
+    model_timeout_s: float = 60.0
     max_turns: int = 8
     max_output_retries: int = 2
     default_daily_usd: float = 10.0
@@ -149,6 +152,7 @@ class Settings:
             max_body_bytes=_int(env, "MULTIAGENT_MAX_BODY_BYTES", cls.max_body_bytes, 1),
             operation_deadline_s=_float(env, "MULTIAGENT_DEADLINE_S", cls.operation_deadline_s),
             reservation_margin_s=_float(env, "MULTIAGENT_RESERVATION_MARGIN_S", cls.reservation_margin_s),
+            model_timeout_s=_float(env, "MULTIAGENT_MODEL_TIMEOUT_S", cls.model_timeout_s),
             max_turns=_int(env, "MULTIAGENT_MAX_TURNS", cls.max_turns, 1),
             default_daily_usd=_usd(env, "MULTIAGENT_DEFAULT_DAILY_USD", cls.default_daily_usd),
             default_monthly_usd=_usd(env, "MULTIAGENT_DEFAULT_MONTHLY_USD", cls.default_monthly_usd),
