@@ -14,8 +14,11 @@ leading ``__`` too, as Firestore reserves ``__...__`` names)::
                                              w.{window}: released (cumulative), spent, expires_at; ttl
       windows/{window}, windows_out/{window}   the same two halves, one shard, for any other window
                                            (run:<id>[/<hop>]: one per run, few writers, unbounded count)
-      reservations/{reservation_id}        amount_micros, windows, holds, expires_at, ..., ttl
-      ledger/{entry_id}                    the LedgerEntry's fields (at is queried)
+      reservations/{reservation_id}        id, amount_micros, windows, holds, expires_at, request_id, team,
+                                           operation, model, input_tokens, output_tokens, created_at, ttl
+                                           (all an unsettled ledger entry is built from)
+      ledger/{entry_id}                    the LedgerEntry's fields (at is queried); an entry charged
+                                           unsettled has the id ledger_id_for(reservation id)
       audit/{event_id}                     the AuditEvent's fields, detail as JSON (at is queried)
       notes/{note_id}, tickets/{ticket_id} the record's fields (created_at is ordered on)
       idempotency/{key}                    body_hash, expires_at, response (JSON), ttl
@@ -59,7 +62,10 @@ in production one document sustains about one write per second. Instead:
   did not exist) and the reservation is created. A commit is atomic, so every window, every
   rate and the reservation are written, or, when a precondition fails because another
   reserve wrote one of those documents in between, nothing is; it then re-reads and
-  retries with jittered backoff (bounded: StoreUnavailable when contention never clears).
+  retries with jittered backoff for up to ``RESERVE_CONTENTION_S`` (2 s), then answers
+  ``Refusal("contention", <first window>, ...)`` with a retry-after of 0.5-1 s: losing
+  races is contention (429), not an outage; StoreUnavailable is only for errors of
+  Firestore or the network.
   Usually a shard has room in every tenant window and a fitting bucket in every rate, so a
   reserve writes a single tenant document (plus one per run window); the shard is the next
   fitting one after a rotating per-instance cursor, so an instance's concurrent calls take
@@ -72,6 +78,19 @@ in production one document sustains about one write per second. Instead:
   out-documents (released += held, spent += cost), plus the ledger entry created with an
   exists=False precondition (a repeated settle finds it and changes nothing). Because they
   write other documents than reserve does, they never make a reserve retry.
+* An expired reservation (``reclaim_expired``, ``charge_run_reservations``) is not
+  released but charged: the same settle commit at its amount with ``unsettled_entry``
+  (id ``ledger_id_for(reservation id)``), so its holds move from reserved to spent. The
+  settle snapshot reads that entry too: when it exists and is unsettled, a real settle
+  (a late one) commits the entry updated under its ``update_time`` precondition (keeping
+  its ``at``; under another ledger id: deleted under it, the new entry created) and
+  ``Increment`` spent by (cost - unsettled cost) on the out-documents (a negative change
+  taken from the shards that spent most). Of two late settles, or a late settle racing
+  the charge, one commit wins the precondition (the reservation's or the entry's); the
+  loser re-reads and finds nothing left to do, so the correction happens once. A repeated
+  settle, or an unsettled charge after a real one, changes nothing. Round trips: a settle
+  is 2 (a read, a commit); a late settle the same; reclaim_expired 1 query + 2 per
+  reservation charged.
 * A settle that costs more than it held (or settles a reclaimed reservation) books the
   excess on shards with room; what fits nowhere leaves a shard with negative room (debt),
   as does a lowered limit (smaller allotments). A reserve that sees debt first moves
@@ -89,12 +108,15 @@ snapshot it decided on, and it takes no more than a shard's room in that snapsho
 paying every debt it saw. The only concurrent writers it does not exclude are settles and
 releases on out-documents, which only add room (released += held, spent += at most the
 held part) except for a settle's cost above what it held, which the SQL backends book too
-(settle never refuses). Two reserves deciding on the same version of a shard cannot both
-commit, so no room is given twice, and per shard reserved + spent stays within allotment
-+ shift; summed over shards (allotments sum to the limit, shifts to zero) a window's
-settled + reserved never exceeds its limit, except by the excess of settles that cost more
-than they held. The shard count may be raised on a live deployment (new shards start
-empty) but not lowered (totals are summed over the configured shards only).
+(settle never refuses). An unsettled charge is a settle at exactly the held amount (no
+room changes hands); a late settle moves spent by (cost - unsettled cost), which only adds
+room when the real cost is below the worst case and is booked like any excess otherwise.
+Two reserves deciding on the same version of a shard cannot both commit, so no room is
+given twice, and per shard reserved + spent stays within allotment + shift; summed over
+shards (allotments sum to the limit, shifts to zero) a window's settled + reserved never
+exceeds its limit, except by the excess of settles that cost more than they held. The
+shard count may be raised on a live deployment (new shards start empty) but not lowered
+(totals are summed over the configured shards only).
 
 Every API call has a short per-attempt timeout and a bounded retry on UNAVAILABLE, so a
 Firestore that is down fails within a few seconds; every google.api_core / google.auth /
@@ -132,7 +154,9 @@ from shared.store.base import (
     Ticket,
     WindowLimit,
     WindowState,
+    ledger_id_for,
     now_iso,
+    unsettled_entry,
 )
 from shared.store.gcra import GCRA_PERIOD_S, gcra, gcra_remaining
 
@@ -140,7 +164,9 @@ DEFAULT_SHARDS = 8
 COLOCATED_PREFIXES = ("day:", "month:", "team:")  # tenant-wide windows: few keys, hot
 CALL_TIMEOUT_S = 4.0  # one RPC attempt
 RETRY_DEADLINE_S = 3.0  # all attempts of one RPC on UNAVAILABLE
-CONTENTION_DEADLINE_S = 15.0  # all precondition-retries of one operation
+CONTENTION_DEADLINE_S = 15.0  # all precondition-retries of one operation that must finish (settle, ...)
+RESERVE_CONTENTION_S = 2.0  # a reserve losing races this long is refused as contention (429), not 503
+RESERVE_RETRY_AFTER_S = (0.5, 1.0)  # the retry-after of a contention refusal (jittered)
 _BACKOFF_BASE_S = 0.004
 _BACKOFF_CAP_S = 0.2
 _EPS = 1e-6
@@ -522,7 +548,7 @@ class FirestoreStore:
         refs = _unique(refs + (list(tenant_group.ins) if rates else []))
         by_path = {ref.path: ref for ref in refs}
         by_key = {w.key: w for w in windows}
-        deadline = time.monotonic() + CONTENTION_DEADLINE_S
+        deadline = time.monotonic() + RESERVE_CONTENTION_S
         attempt = 0
         while True:
             snaps = self._get_all(refs)
@@ -563,6 +589,7 @@ class FirestoreStore:
             batch.create(
                 res_ref,
                 {
+                    "id": reservation.id,
                     "tenant_id": tenant_id,
                     "amount_micros": amount,
                     "windows": list(reservation.windows),
@@ -573,19 +600,42 @@ class FirestoreStore:
                     "team": reservation.team,
                     "operation": reservation.operation,
                     "created_at": reservation.created_at,
+                    "model": reservation.model,
+                    "input_tokens": reservation.input_tokens,
+                    "output_tokens": reservation.output_tokens,
                 },
             )
             try:
                 self._commit(batch)
             except (_Conflict, _Missing):
                 attempt += 1
-                self._contended(attempt, deadline, "reserve")
+                with self._lock:
+                    self.conflicts += 1
+                if time.monotonic() > deadline:
+                    # Other reserves of this tenant kept winning: contention, not an outage.
+                    return self._contention_refusal(windows, states, rates)
+                time.sleep(random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * (2 ** min(attempt, 8)))))
                 continue
             for state in states:
                 state.reserved_micros += max(0, amount)
             return ReserveOutcome(
                 windows=states, rate_remaining={r.key: self._rate_remaining(tats[r.key], now, r) for r in rates}
             )
+
+    @staticmethod
+    def _contention_refusal(
+        windows: list[WindowLimit], states: list[WindowState], rates: list[RateLimit]
+    ) -> ReserveOutcome:
+        """Refused for a moment: every commit lost a precondition race for
+        ``RESERVE_CONTENTION_S``; money may be left (answered 429 with a short retry)."""
+        retry_after = round(random.uniform(*RESERVE_RETRY_AFTER_S), 3)
+        if windows:
+            state = states[0] if states else WindowState(windows[0].key, windows[0].limit_micros, 0, 0)
+            refusal = Refusal("contention", state.key, state.limit_micros, state.spent_micros,
+                              state.remaining_micros, retry_after_s=retry_after)
+            return ReserveOutcome(refusal=refusal, windows=[state])
+        key, limit = (rates[0].key, rates[0].limit_per_minute) if rates else ("", 0)
+        return ReserveOutcome(refusal=Refusal("contention", key, limit, retry_after_s=retry_after))
 
     @staticmethod
     def _window_refusal(state: WindowState) -> ReserveOutcome:
@@ -814,48 +864,100 @@ class FirestoreStore:
     ) -> list[WindowState]:
         """In one commit: the ledger entry (created only once), the reservation deleted (only
         if unchanged since read) and increments on its out-documents (released += held,
-        spent += cost)."""
+        spent += cost). A reservation charged unsettled has its entry replaced by the real
+        one under an update_time precondition and spent moved by the difference, once."""
+        return self._settle(reservation, cost_micros, ledger, audit, live_only=False)[0]
+
+    def _settle(
+        self,
+        reservation: Reservation,
+        cost_micros: int,
+        ledger: LedgerEntry | None,
+        audit: list[AuditEvent],
+        live_only: bool,
+    ) -> tuple[list[WindowState], bool]:
+        """settle; True when it changed the books. ``live_only``: charge only a reservation
+        still stored (an unsettled charge of one found expired, which a settle or release may
+        have ended meanwhile)."""
         tenant_id = reservation.tenant_id
         keys = list(dict.fromkeys(reservation.windows))
+        lid = ledger_id_for(reservation.id)
         res_ref = self._sub(tenant_id, "reservations", reservation.id)
+        lid_ref = self._sub(tenant_id, "ledger", lid)
         led_ref = self._sub(tenant_id, "ledger", ledger.id) if ledger is not None else None
         groups = {k: self._group(tenant_id, k) for k in keys}
-        refs = [res_ref] + ([led_ref] if led_ref is not None else [])
+        refs = [res_ref, lid_ref] + ([led_ref] if led_ref is not None else [])
         refs = _unique(refs + [ref for g in groups.values() for ref in g.ins + g.outs])
         deadline = time.monotonic() + CONTENTION_DEADLINE_S
         attempt = 0
         while True:
             snaps = self._get_all(refs)
             slots = {k: self._slots(snaps, groups[k], k) for k in keys}
-            if led_ref is not None and snaps.get(led_ref.path) is not None and snaps[led_ref.path].exists:
-                return [_state(k, slots[k]) for k in keys]  # settled before: a no-op
+            charged: Any = snaps.get(lid_ref.path)
+            charged_data = (charged.to_dict() or {}) if charged is not None and charged.exists else None
             res_snap: Any = snaps.get(res_ref.path)
             res_exists = res_snap is not None and res_snap.exists
-            holds = (res_snap.to_dict() or {}).get("holds", []) if res_exists else []
+            settled_before = (
+                led_ref is not None and led_ref.path != lid_ref.path and _data(snaps, led_ref) != {}
+            )
+            if (
+                settled_before
+                or (charged_data is not None
+                    and (not charged_data.get("unsettled") or ledger is None or ledger.unsettled))
+                or (live_only and charged_data is None and not res_exists)
+            ):
+                # settled before, charged unsettled already (nothing new to say), or an
+                # expired reservation ended meanwhile: nothing changes but the audit
+                if audit:
+                    self.append_audit(audit)
+                return [_state(k, slots[k]) for k in keys], False
             batch = self._client().batch()
-            if ledger is not None:
-                batch.create(led_ref, dict(ledger.__dict__))
-            if res_exists:
-                batch.delete(res_ref, option=self._lut(res_snap.update_time))
             changes: dict[str, dict[str, list[float]]] = {}  # out path -> key -> [released, spent, expires_at]
             states: list[WindowState] = []
-            for k in keys:
-                group, state = groups[k], _state(k, slots[k])
-                index = {ref.path: i for i, ref in enumerate(group.outs)}
-                mine = [h for h in holds if h.get("key") == k]
-                expiry = max([float(h.get("expires_at", 0)) for h in mine] + [s.expires_at for s in slots[k]])
-                held: dict[int, int] = {}
-                for h in mine:
-                    if h.get("out") in index:
-                        held[index[h["out"]]] = held.get(index[h["out"]], 0) + int(h["micros"])
-                    else:  # held under another shard layout: give it back where it was taken
-                        _change(changes, h["out"], k, int(h["micros"]), 0, expiry)
-                spend = self._place_cost(state.limit_micros, slots[k], held, cost_micros)
-                for i in sorted(set(held) | set(spend)):
-                    _change(changes, group.outs[i].path, k, held.get(i, 0), spend.get(i, 0), expiry)
-                state.spent_micros += cost_micros
-                state.reserved_micros = max(0, state.reserved_micros - sum(int(h["micros"]) for h in mine))
-                states.append(state)
+            if charged_data is not None and ledger is not None and led_ref is not None:
+                # A late settle: the unsettled worst case becomes the real cost, once (the
+                # precondition fails for every settle but the first to replace it).
+                if ledger.id == lid:
+                    batch.update(lid_ref, {**ledger.__dict__, "at": charged_data.get("at", ledger.at)},
+                                 option=self._lut(charged.update_time))
+                else:
+                    batch.delete(lid_ref, option=self._lut(charged.update_time))
+                    batch.create(led_ref, dict(ledger.__dict__))
+                delta = cost_micros - int(charged_data.get("cost_micros", 0))
+                for k in keys:
+                    group, state = groups[k], _state(k, slots[k])
+                    expiry = max([0.0] + [s.expires_at for s in slots[k]])
+                    if delta >= 0:
+                        spend = self._place_cost(state.limit_micros, slots[k], {}, delta)
+                    else:
+                        spend = self._place_refund(slots[k], -delta)
+                    for i, micros in sorted(spend.items()):
+                        _change(changes, group.outs[i].path, k, 0, micros, expiry)
+                    state.spent_micros += delta
+                    states.append(state)
+            else:
+                holds = (res_snap.to_dict() or {}).get("holds", []) if res_exists else []
+                if ledger is not None and led_ref is not None:
+                    batch.create(led_ref, dict(ledger.__dict__))
+                if res_exists:
+                    batch.delete(res_ref, option=self._lut(res_snap.update_time))
+                for k in keys:
+                    group, state = groups[k], _state(k, slots[k])
+                    index = {ref.path: i for i, ref in enumerate(group.outs)}
+                    mine = [h for h in holds if h.get("key") == k]
+                    expiry = max([float(h.get("expires_at", 0)) for h in mine] + [s.expires_at for s in slots[k]])
+                    held: dict[int, int] = {}
+                    for h in mine:
+                        if h.get("out") in index:
+                            held[index[h["out"]]] = held.get(index[h["out"]], 0) + int(h["micros"])
+                        else:  # held under another shard layout: give it back where it was taken
+                            _change(changes, h["out"], k, int(h["micros"]), 0, expiry)
+                    spend = self._place_cost(state.limit_micros, slots[k], held, cost_micros)
+                    for i in sorted(set(held) | set(spend)):
+                        _change(changes, group.outs[i].path, k, held.get(i, 0), spend.get(i, 0), expiry)
+                    state.spent_micros += cost_micros
+                    state.reserved_micros = max(0, state.reserved_micros - sum(int(h["micros"]) for h in mine))
+                    states.append(state)
             floor = max([0.0] + [_data(snaps, ref)["ttl"].timestamp() for ref in refs if "ttl" in _data(snaps, ref)])
             self._write_out(batch, snaps, changes, floor)
             self._audit_writes(batch, audit)
@@ -865,7 +967,22 @@ class FirestoreStore:
                 attempt += 1
                 self._contended(attempt, deadline, "settle")
                 continue
-            return states
+            return states, True
+
+    @staticmethod
+    def _place_refund(slots: list[_Slot], amount: int) -> dict[int, int]:
+        """Where to take back ``amount`` of spent (negative spends): from the shards that
+        spent the most, so no shard's spent goes below zero while another's has some."""
+        spend: dict[int, int] = {}
+        rest = amount
+        for i in sorted(range(len(slots)), key=lambda k: -slots[k].spent):
+            part = min(max(0, slots[i].spent), rest)
+            if part > 0:
+                spend[i] = -part
+                rest -= part
+        if rest > 0:
+            spend[0] = spend.get(0, 0) - rest
+        return spend
 
     def _write_out(
         self, batch: Any, snaps: dict[str, Any], changes: dict[str, dict[str, list[float]]], ttl_floor: float | None
@@ -959,12 +1076,30 @@ class FirestoreStore:
                 snap = None
                 self._contended(attempt, deadline, "release")
 
+    def _charge_unsettled(self, tenant_id: str, snaps: list[Any]) -> int:
+        """Charge stored reservations at their worst case as unsettled ledger entries (one
+        settle each); how many this call charged."""
+        charged = 0
+        for snap in snaps:
+            d = snap.to_dict() or {}
+            reservation = Reservation(
+                id=str(d.get("id") or snap.id), tenant_id=tenant_id, amount_micros=int(d.get("amount_micros", 0)),
+                windows=list(d.get("windows", [])), expires_at=float(d.get("expires_at", 0.0)),
+                request_id=str(d.get("request_id", "")), team=str(d.get("team", "")),
+                operation=str(d.get("operation", "")), created_at=str(d.get("created_at", "")),
+                model=str(d.get("model", "")), input_tokens=int(d.get("input_tokens", 0)),
+                output_tokens=int(d.get("output_tokens", 0)),
+            )
+            entry = unsettled_entry(reservation)
+            charged += self._settle(reservation, reservation.amount_micros, entry, [], live_only=True)[1]
+        return charged
+
     def reclaim_expired(self, tenant_id: str, now: float) -> int:
-        """Release the tenant's reservations whose ``expires_at`` has passed."""
+        """Charge the tenant's reservations whose ``expires_at`` has passed, unsettled."""
         from google.cloud.firestore import FieldFilter
 
         query = self._tenant(tenant_id).collection("reservations").where(filter=FieldFilter("expires_at", "<", now))
-        return sum(self._release(tenant_id, snap.id, snap) for snap in self._query(query))
+        return self._charge_unsettled(tenant_id, self._query(query))
 
     def get_windows(self, tenant_id: str, keys: list[str]) -> list[WindowState]:
         """The named windows, each the sum of its shards."""
@@ -1106,11 +1241,17 @@ class FirestoreStore:
                 attempt += 1
                 self._contended(attempt, deadline, "claim_idempotency")
 
-    def complete_idempotency(self, tenant_id: str, key: str, response: dict[str, Any]) -> None:
-        """Store the response of a claimed key (nothing when it is not claimed)."""
+    def complete_idempotency(
+        self, tenant_id: str, key: str, response: dict[str, Any], expires_at: float | None = None
+    ) -> None:
+        """Store the response of a claimed key, and its new expiry if given (nothing when it
+        is not claimed)."""
         ref = self._sub(tenant_id, "idempotency", key)
+        data: dict[str, Any] = {"response": json.dumps(response)}
+        if expires_at is not None:
+            data.update(expires_at=expires_at, ttl=_ts(expires_at))
         try:
-            self._rpc(ref.update, {"response": json.dumps(response)})
+            self._rpc(ref.update, data)
         except _Missing:
             pass
 
@@ -1170,13 +1311,13 @@ class FirestoreStore:
         run.version, run.updated_at = expected_version + 1, data["updated_at"]
         return True
 
-    def release_run_reservations(self, tenant_id: str, run_id: str) -> int:
-        """Release the tenant's reservations whose windows include ``run:<run_id>``."""
+    def charge_run_reservations(self, tenant_id: str, run_id: str) -> int:
+        """Charge unsettled the tenant's reservations whose windows include ``run:<run_id>``."""
         from google.cloud.firestore import FieldFilter
 
         col = self._tenant(tenant_id).collection("reservations")
         snaps = self._query(col.where(filter=FieldFilter("windows", "array_contains", f"run:{run_id}")))
-        return sum(self._release(tenant_id, snap.id, snap) for snap in snaps)
+        return self._charge_unsettled(tenant_id, snaps)
 
     def get_session(self, tenant_id: str, session_id: str) -> SessionRecord | None:
         """The tenant's session, or None."""

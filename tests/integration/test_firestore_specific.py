@@ -26,7 +26,9 @@ from shared.store.base import (
     StoreUnavailable,
     Tenant,
     WindowLimit,
+    ledger_id_for,
     new_id,
+    unsettled_entry,
 )
 from shared.store.firestore import FirestoreStore
 from tests.integration import server_firestore, servers
@@ -294,6 +296,140 @@ def test_importing_the_store_package_does_not_load_google_cloud():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# contention and unsettled charges -----------------------------------------------------------------
+def test_concurrent_reserves_near_the_cap_are_refused_never_unavailable(tmp_path):
+    # given a tenant with 6000 left of 100 000 and four instances of the service
+    url = servers.fresh_store_url("firestore", tmp_path)
+    stores = [open_store(url) for _ in range(4)]
+    first = stores[0]
+    t = tenant(first)  # type: ignore[arg-type]
+    wins = [WindowLimit("day:d", 100_000, FAR), WindowLimit("month:m", 1_000_000, FAR)]
+    keys = [w.key for w in wins]
+    spent = res(t.id, 94_000, keys)
+    assert first.reserve(spent, wins, [], time.time()).ok
+    first.settle(spent, 94_000, entry(spent, 94_000), [])
+    picks = iter(range(32))
+    lock = threading.Lock()
+
+    def one() -> tuple[str, float]:
+        with lock:
+            s = stores[next(picks) % len(stores)]
+        started = time.monotonic()
+        out = s.reserve(res(t.id, 500, keys), wins, [RateLimit("rpm", 600, 1)], time.time())
+        return ("ok" if out.ok else out.refusal.kind), time.monotonic() - started
+
+    # when 32 reserves of 500 race for the last 6000 (a StoreUnavailable fails the test in race)
+    results = race(32, one)
+    # then each one is admitted or refused (for the window, or briefly for contention), soon
+    kinds = [k for k, _ in results]
+    assert set(kinds) <= {"ok", "window", "contention"}, kinds
+    assert 0 < kinds.count("ok") <= 12
+    assert max(d for _, d in results) < 8
+    day = first.get_windows(t.id, ["day:d"])[0]
+    assert day.spent_micros + day.reserved_micros <= 100_000
+    assert day.reserved_micros == 500 * kinds.count("ok")
+    for s in stores:
+        s.close()
+
+
+def test_a_reserve_that_keeps_losing_races_is_a_contention_refusal(store, monkeypatch):
+    t = tenant(store)
+    from shared.store import firestore as fs
+
+    def lose(batch):  # type: ignore[no-untyped-def]
+        raise fs._Conflict("precondition failed")
+
+    monkeypatch.setattr(fs, "RESERVE_CONTENTION_S", 0.3)
+    monkeypatch.setattr(store, "_commit", lose)
+    started = time.monotonic()
+    out = store.reserve(res(t.id, 100, ["day:d"]), [WindowLimit("day:d", 1000, FAR)], [], time.time())
+    assert time.monotonic() - started < 3
+    assert out.refusal is not None and out.refusal.kind == "contention" and out.refusal.key == "day:d"
+    assert out.refusal.remaining_micros == 1000 and 0.5 <= out.refusal.retry_after_s <= 1.0
+
+
+@pytest.mark.parametrize("same_id", [True, False])
+def test_reclaim_racing_a_late_settle_charges_exactly_once(tmp_path, same_id):
+    url = servers.fresh_store_url("firestore", tmp_path)
+    reclaimer, settler = open_store(url), open_store(url)  # two instances
+    t = tenant(reclaimer)  # type: ignore[arg-type]
+    wins = [WindowLimit("day:d", 1_000_000, FAR), WindowLimit("run:r1", 1_000_000, FAR)]
+    keys = [w.key for w in wins]
+    late_ones = []
+    for _ in range(6):
+        r = res(t.id, 300, keys, expires_at=time.time() - 1)
+        r.model, r.input_tokens, r.output_tokens = "m", 10, 20
+        assert settler.reserve(r, wins, [], time.time()).ok
+        late_ones.append(r)
+
+    entries_by_res: dict[str, LedgerEntry] = {}
+    for r in late_ones:
+        entries_by_res[r.id] = entry(r, 100)
+        if same_id:
+            entries_by_res[r.id].id = ledger_id_for(r.id)
+
+    def real(r: Reservation) -> LedgerEntry:
+        return entries_by_res[r.id]
+
+    def work(n: int) -> int:
+        if n == 0:
+            return reclaimer.reclaim_expired(t.id, time.time())
+        for r in late_ones:
+            settler.settle(r, 100, real(r), [])
+        return 0
+
+    counter = iter(range(2))
+    lock = threading.Lock()
+
+    def one() -> int:
+        with lock:
+            n = next(counter)
+        return work(n)
+
+    race(2, one)
+    # every late call settled after (or before) its unsettled charge: charged at 100, once;
+    # a repeated settle, or (under the reservation's own ledger id) an unsettled charge
+    # afterwards, changes nothing
+    for r in late_ones:
+        settler.settle(r, 100, real(r), [])
+        if same_id:
+            settler.settle(r, 300, unsettled_entry(r), [])
+    day, run = settler.get_windows(t.id, keys)
+    assert (day.spent_micros, day.reserved_micros, run.spent_micros, run.reserved_micros) == (600, 0, 600, 0)
+    entries = settler.list_ledger(t.id)
+    assert len(entries) == 6 and all(not e.unsettled and e.cost_micros == 100 for e in entries)
+    assert reclaimer.reclaim_expired(t.id, time.time()) == 0
+    reclaimer.close()
+    settler.close()
+
+
+def test_a_late_settle_cheaper_than_the_worst_case_gives_the_difference_back(store):
+    t = tenant(store)
+    win = [WindowLimit("day:d", 1000, FAR)]
+    late = res(t.id, 900, ["day:d"], expires_at=time.time() - 1)
+    assert store.reserve(late, win, [], time.time()).ok
+    assert store.reclaim_expired(t.id, time.time()) == 1
+    assert not store.reserve(res(t.id, 200, ["day:d"]), win, [], time.time()).ok
+    real = entry(late, 50)
+    real.id = ledger_id_for(late.id)
+    store.settle(late, 50, real, [])
+    # 950 is free again, in whichever shards it is
+    assert store.reserve(res(t.id, 950, ["day:d"]), win, [], time.time()).ok
+    state = store.get_windows(t.id, ["day:d"])[0]
+    assert (state.spent_micros, state.reserved_micros) == (50, 950)
+    spent = [d.to_dict()["w"]["day:d"].get("spent", 0) for d in store._tenant(t.id).collection("budget_out").stream()]
+    assert sum(spent) == 50 and min(spent) >= 0
+
+
+def test_complete_idempotency_keeps_the_response_until_its_own_expiry(store):
+    t = tenant(store)
+    now = time.time()
+    assert store.claim_idempotency(t.id, IdempotencyRecord("k", "h", now + 60), now) is None
+    store.complete_idempotency(t.id, "k", {"id": "r1"}, expires_at=now + 86_400)
+    held = store.claim_idempotency(t.id, IdempotencyRecord("k", "h", now + 60), now + 3600)
+    assert held is not None and held.response == {"id": "r1"} and held.expires_at == pytest.approx(now + 86_400)
 
 
 # failing fast ------------------------------------------------------------------------------------
