@@ -427,7 +427,8 @@ def usage_report(runtime: Runtime, tenant: Tenant) -> dict[str, Any]:
         w = windows.get(name)
         spent_m, reserved_m = (w.spent_micros, w.reserved_micros) if w else (0, 0)
         return {"window": name, "limit_usd": usd(limit_micros), "spent_usd": usd(spent_m),
-                "unsettled_usd": usd(unsettled.get(name, 0)), "reserved_usd": usd(reserved_m), "remaining_usd": usd(max(0, limit_micros - spent_m - reserved_m)),
+                "unsettled_usd": usd(unsettled.get(name, 0)), "reserved_usd": usd(reserved_m),
+                "remaining_usd": usd(max(0, limit_micros - spent_m - reserved_m)),
                 "alert_at_usd": usd(round(limit_micros * tenant.alert_threshold)),
                 "reset_at": reset_at("month:" if name == "month" else "day", now)}
 

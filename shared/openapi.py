@@ -279,11 +279,18 @@ SHAPES: dict[str, Any] = {
     "UsageRow": {"type": "object", "required": ["calls", "input_tokens", "output_tokens", "cost_usd"], "properties": {
         "team": {"type": "string"}, "day": {"type": "string"}, "model": {"type": "string"},
         "calls": {"type": "integer"}, "input_tokens": {"type": "integer"}, "output_tokens": {"type": "integer"},
-        "cost_usd": {"type": "number"}}},
+        "cost_usd": {"type": "number"},
+        "unsettled_usd": {"type": "number", "description": "Part of cost_usd charged at the reserved worst case "
+                                                           "because the request's outcome is unknown."}}},
     "UsageReport": {"type": "object", "required": ["tenant_id", "spent_usd", "limits", "by_team"], "properties": {
         "tenant_id": {"type": "string"},
         "spent_usd": {"type": "object", "required": ["day", "month"],
                       "properties": {"day": {"type": "number"}, "month": {"type": "number"}}},
+        "unsettled_usd": {"type": "object", "required": ["day", "month"],
+                          "description": "Part of spent_usd charged at the reserved worst case: requests whose "
+                                         "outcome is unknown (an instance crashed or paused, a timeout after "
+                                         "sending); a late settle replaces it by the real cost.",
+                          "properties": {"day": {"type": "number"}, "month": {"type": "number"}}},
         "reserved_usd": {"type": "object", "additionalProperties": {"type": "number"}},
         "limits": {"type": "object", "properties": {
             "daily_usd": {"type": "number"}, "monthly_usd": {"type": "number"}, "rpm": {"type": "integer"},
