@@ -31,6 +31,10 @@ from shared.tools.base import TeamCaller
 
 SUBMIT_TOOL = "submit_result"
 MAX_TOOL_RESULT_CHARS = 20_000
+# A model turn asking for hundreds of tool calls (notes written, teams consulted) is refused
+# past these bounds: the extra uses get is_error results instead of running.
+MAX_TOOL_USES_PER_TURN = 8
+MAX_TOOL_USES_PER_OPERATION = 32
 
 log = logging.getLogger("multiagent.agent")
 
@@ -144,6 +148,15 @@ async def _invoke_tool(tool: Tool | None, name: str, args: dict[str, Any], ctx: 
         return f"{name} failed: {type(exc).__name__}: {exc}", True
 
 
+def _over_tool_budget(index_in_turn: int, run_so_far: int) -> str | None:
+    """Why the ``index_in_turn``-th tool use of a turn is not run, or None."""
+    if index_in_turn >= MAX_TOOL_USES_PER_TURN:
+        return f"not run: at most {MAX_TOOL_USES_PER_TURN} tool calls per turn"
+    if run_so_far >= MAX_TOOL_USES_PER_OPERATION:
+        return f"not run: at most {MAX_TOOL_USES_PER_OPERATION} tool calls per operation"
+    return None
+
+
 @budgeted
 async def run_operation(call: BudgetedCall) -> dict[str, Any]:
     """Run one operation to validated output (``call`` is an :class:`AgentCall`)."""
@@ -173,7 +186,7 @@ async def _loop(call: AgentCall) -> BaseModel:
         {"role": "user", "content": f"Input for {op.name}:\n{user_input}"}
     ]
     call.transcript = messages
-    force, invalid = False, 0
+    force, invalid, tools_run = False, 0, 0
     model = call.model or team.model
     for _turn in range(call.settings.max_turns):
         request = ModelRequest(
@@ -199,7 +212,11 @@ async def _loop(call: AgentCall) -> BaseModel:
             messages.append({"role": "user", "content": f"Now call `{SUBMIT_TOOL}` with the final result."})
             continue
         results: list[dict[str, Any]] = []
-        for use in uses:
+        for index, use in enumerate(uses):
+            refused = _over_tool_budget(index, tools_run)
+            if refused and use["name"] != SUBMIT_TOOL:
+                results.append(_tool_result(use["id"], refused, True))  # every tool_use needs its result
+                continue
             if use["name"] == SUBMIT_TOOL:
                 try:
                     return op.output.model_validate(use.get("input") or {})
@@ -214,6 +231,7 @@ async def _loop(call: AgentCall) -> BaseModel:
                     results.append(_tool_result(use["id"], f"Output rejected, fix these errors: {errors}", True))
                     force = True
                 continue
+            tools_run += 1
             content, is_error = await _run_tool(tools.get(use["name"]), use["name"], use.get("input") or {}, ctx)
             await call.emit("tool.called", {"name": use["name"], "input": use.get("input") or {},
                                             "is_error": is_error, "result": redact(content)[:2_000]})

@@ -122,9 +122,30 @@ async def read_json(request: Request, limit: int) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidJSON(f"the body is not valid JSON: {exc}") from None
+        body = json.loads(raw)
+    except RecursionError:
+        raise InvalidJSON(f"the body nests deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as exc:  # JSONDecodeError, bad UTF-8, an integer of over 4,300 digits
+        raise InvalidJSON(f"the body is not valid JSON: {str(exc)[:200]}") from None
+    # Only a body with many brackets can be deep: the count is one C pass, the walk is rare.
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and json_depth_over(body, MAX_JSON_DEPTH):
+        raise InvalidJSON(f"the body nests deeper than {MAX_JSON_DEPTH} levels")
+    return body
+
+
+MAX_JSON_DEPTH = 64  # no operation input comes close; deeper only costs CPU and stack downstream
+
+
+def json_depth_over(value: Any, limit: int) -> bool:
+    """True when ``value`` nests more than ``limit`` arrays/objects deep (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def request_key(request: Request) -> str | None:

@@ -462,6 +462,15 @@ async def _post_webhook(url: str, payload: dict[str, Any]) -> None:
         log.warning("budget alert webhook %s failed: %s", url, exc)
 
 
+def check_idempotency_key(key: str) -> None:
+    """1-255 printable ASCII characters (the IETF draft's and Stripe's shape), else 422."""
+    if not 1 <= len(key) <= 255 or not all(" " <= ch <= "~" for ch in key):
+        raise ValidationFailed(
+            "Idempotency-Key must be 1 to 255 printable ASCII characters",
+            errors=[{"loc": ["header", "Idempotency-Key"], "msg": "must be 1 to 255 printable ASCII characters"}],
+        )
+
+
 def body_hash(body: dict[str, Any]) -> str:
     """Stable hash of a JSON body, for idempotency."""
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
@@ -496,8 +505,10 @@ def budgeted(fn: OperationFn) -> OperationFn:
         call.guard = BudgetGuard(call.store, call.settings, identity, run_windows=list(call.run_windows),
                                  low_budget_model=call.low_budget_model)
         key = call.idempotency_key
-        if key:
-            scoped = f"{identity.team}/{identity.operation}/{key}"
+        if key is not None:
+            check_idempotency_key(key)
+            # stored as a hash: a key's size never reaches the store
+            scoped = f"{identity.team}/{identity.operation}/{hashlib.sha256(key.encode()).hexdigest()}"
             digest = body_hash(call.body)
             now = time.time()
             # An in-progress claim is a lease for the operation's deadline (+ margin): if this

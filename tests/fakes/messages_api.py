@@ -94,6 +94,7 @@ __all__ = [
     "model_read_bytes",
     "text",
     "tool_use",
+    "tool_uses",
 ]
 
 # This SDK version sends api_key as "Authorization: Bearer <key>"; older ones used "x-api-key". Both are logged, and
@@ -123,7 +124,7 @@ ERROR_TYPES: dict[int, str] = {
 
 BILLING_MODES = ("default", "tokens_per_byte")
 
-BEHAVIOUR_KINDS = ("auto", "text", "tool_use", "forced_invalid", "error", "delay")
+BEHAVIOUR_KINDS = ("auto", "text", "tool_use", "tool_uses", "forced_invalid", "error", "delay")
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,11 @@ def text(value: str, stop_reason: str = "end_turn") -> Behaviour:
 def tool_use(name: str, input: dict[str, Any] | None = None, text: str | None = None) -> Behaviour:  # noqa: A002
     """A ``tool_use`` block (id ``toolu_fake_<n>``), optionally preceded by a text block; stop_reason ``tool_use``."""
     return Behaviour("tool_use", name=name, input=dict(input or {}), text=text, stop_reason="tool_use")
+
+
+def tool_uses(uses: list[dict[str, Any]]) -> Behaviour:
+    """Several ``tool_use`` blocks in one answer: ``uses`` is ``[{"name", "input"}, ...]``."""
+    return Behaviour("tool_uses", input=[dict(u) for u in uses], stop_reason="tool_use")
 
 
 def forced_invalid() -> Behaviour:
@@ -960,6 +966,9 @@ class _Responder:
     def content_for(self, behaviour: Behaviour) -> tuple[list[dict[str, Any]], str]:
         if behaviour.kind == "text":
             return [{"type": "text", "text": behaviour.text or ""}], behaviour.stop_reason or "end_turn"
+        if behaviour.kind == "tool_uses":  # several tool_use blocks in one answer
+            return [self.tool_block(u["name"], copy.deepcopy(u.get("input") or {})) for u in behaviour.input], \
+                "tool_use"
         if behaviour.kind == "tool_use":
             blocks: list[dict[str, Any]] = []
             if behaviour.text:
