@@ -290,9 +290,8 @@ def test_dense_input_one_call(backend: Stack, fake: FakeMessagesServer) -> None:
     check_money(backend, tenant, provider_log(fake), server)
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the other backends: one call, and the kill case
 def test_dense_input_40_at_once_over_two_processes(backend: Stack, fake: FakeMessagesServer) -> None:
-    if backend.name != "sqlite":
-        pytest.skip("the concurrent dense case runs on SQLite")
     # given a cap that pays for one or two dense reviews, and 40 of them arriving at once on two servers
     tenant = make_tenant(backend, 3.0)
     jobs = [(backend.servers[i % 2], dense_contract(100 + i), "legal/review_contract") for i in range(40)]
@@ -338,9 +337,8 @@ def test_killed_instance_calls_are_charged_unsettled(backend: Stack, fake: FakeM
 # ----------------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_paused_instance_past_expiry_then_resumed(backend: Stack, fake: FakeMessagesServer) -> None:
-    if backend.name != "sqlite":
-        pytest.skip("the SIGSTOP case runs on SQLite")
     # given 4 calls in flight at the provider on server A, which is then paused (SIGSTOP)
     tenant = make_tenant(backend, 0.60)
     paused, other = backend.servers
