@@ -451,15 +451,11 @@ class BudgetGuard:
 
 
 async def _post_webhook(url: str, payload: dict[str, Any]) -> None:
-    """Fire-and-forget alert webhook with a short timeout; failures are only logged."""
-    import aiohttp
+    """Fire-and-forget alert webhook: checked, pinned, signed, no redirects (shared/webhooks.py);
+    failures are only logged."""
+    from shared.webhooks import send_alert
 
-    try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-            async with session.post(url, json={"type": "budget.alert", **payload}) as resp:
-                await resp.read()
-    except Exception as exc:  # noqa: BLE001 - an alert must never break a call
-        log.warning("budget alert webhook %s failed: %s", url, exc)
+    await send_alert(url, payload)
 
 
 def check_idempotency_key(key: str) -> None:

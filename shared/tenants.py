@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from shared import limits
+from shared import limits, webhooks
 from shared.auth import Authenticator
 from shared.config import Settings
 from shared.errors import NotFound, ValidationFailed
@@ -57,10 +57,8 @@ def to_changes(fields: dict[str, Any], catalog: Catalog) -> dict[str, Any]:
             if value not in ("refuse", "cheaper_model"):
                 raise _bad(key, "must be 'refuse' or 'cheaper_model'")
             out[key] = value
-        elif key == "webhook_url":
-            if not isinstance(value, str):
-                raise _bad(key, "must be a URL string")
-            out[key] = value
+        elif key == "webhook_url":  # https to a public host name only (shared/webhooks.py)
+            out[key] = webhooks.validate_webhook_url(value, loc)
     return out
 
 
