@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -215,3 +216,29 @@ async def test_idempotent_retry_returns_the_first_result_and_is_charged_once(tmp
         other = await app.call("finance", "analyze_investment", {**INVEST, "amount": 5}, key,
                                **{"idempotency-key": "k-1"})
         assert_problem(other, 422, "validation-error")
+
+
+async def test_idempotency_claim_of_a_crashed_call_is_a_lease(tmp_path):
+    # given an Idempotency-Key whose call was claimed by an instance that then crashed
+    import hashlib
+
+    from shared.budget import body_hash
+    from shared.store.base import IdempotencyRecord
+
+    async with local_app(f"sqlite:///{tmp_path}/s.db", MULTIAGENT_DEADLINE_S="5",
+                         MULTIAGENT_RESERVATION_MARGIN_S="1") as app:
+        tenant_id, key = app.tenant()
+        body = {"question": "q"}
+        scoped = f"legal/ask/{hashlib.sha256(b'retry-me').hexdigest()}"
+        now = time.time()
+        app.runtime.store.claim_idempotency(tenant_id, IdempotencyRecord(scoped, body_hash(body), now + 6), now)
+        # when a retry arrives while the claim's lease (deadline + margin) runs: wait
+        busy = await app.call("legal", "ask", body, key, **{"idempotency-key": "retry-me"})
+        assert_problem(busy, 409, "conflict")
+        # and once the lease has passed, the retry takes the call over (not 24 h later)
+        app.runtime.store.release_idempotency(tenant_id, scoped)  # the same claim, its lease now past
+        app.runtime.store.claim_idempotency(tenant_id, IdempotencyRecord(scoped, body_hash(body), now - 1), now - 7)
+        taken = await app.call("legal", "ask", body, key, **{"idempotency-key": "retry-me"})
+        assert taken.status_code == 200, taken.text
+        replay = await app.call("legal", "ask", body, key, **{"idempotency-key": "retry-me"})
+        assert replay.status_code == 200 and replay.json()["id"] == taken.json()["id"]
