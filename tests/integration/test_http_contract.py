@@ -242,3 +242,15 @@ async def test_idempotency_claim_of_a_crashed_call_is_a_lease(tmp_path):
         assert taken.status_code == 200, taken.text
         replay = await app.call("legal", "ask", body, key, **{"idempotency-key": "retry-me"})
         assert replay.status_code == 200 and replay.json()["id"] == taken.json()["id"]
+
+
+async def test_non_ascii_input_reaches_the_model_as_utf8(tmp_path, model_env, fake):
+    # given a question in Japanese and emoji
+    question = "この契約は有効ですか？ 📜✍️" * 20
+    async with local_app(f"sqlite:///{tmp_path}/s.db", **model_env) as app:
+        _, key = app.tenant()
+        resp = await app.call("legal", "ask", {"question": question}, key)
+        assert resp.status_code == 200, resp.text
+    # then the model reads the characters themselves, not \uXXXX escapes (2-3x the tokens)
+    prompt = fake.state.log()[0]["body"]["messages"][0]["content"]
+    assert question in prompt and "\\u" not in prompt
