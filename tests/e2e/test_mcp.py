@@ -148,6 +148,11 @@ async def test_http_budget_refusal_invalid_arguments_and_missing_key(server: Liv
     async with http_session(mcp_http, server.api_key) as session:
         invalid = await session.call_tool("marketing_analyze_campaign", {"target": "x", "budget": "lots"})
         assert invalid.is_error and "422" in _text(invalid) and "budget" in _text(invalid)
-    async with http_session(mcp_http, None) as session:
-        anonymous = await session.call_tool("finance_ask", {"question": "hi"})
-        assert anonymous.is_error and "401" in _text(anonymous)
+    # a keyless MCP client is refused by the HTTP app itself (401), before any tool runs
+    with pytest.raises(ExceptionGroup):  # the SDK client fails on the 401 (the status is checked below)
+        async with http_session(mcp_http, None) as session:
+            await session.call_tool("finance_ask", {"question": "hi"})
+    keyless = httpx.post(mcp_http, json={"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                         "params": {"name": "finance_ask", "arguments": {"question": "hi"}}},
+                         headers={"accept": "application/json, text/event-stream"}, timeout=30)
+    assert keyless.status_code == 401 and keyless.headers["www-authenticate"].startswith("Bearer")
