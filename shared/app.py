@@ -225,10 +225,15 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
         if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
             raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {settings.max_body_bytes}",
                                   limit_bytes=settings.max_body_bytes)
-        # A team-to-team hop carries a signed envelope (verified: 403 when forged, expired,
-        # widened, too deep or a cycle); without an API key, the envelope names the tenant.
-        envelope = await router.envelope_from(request, team.name)
+        # A team-to-team hop carries a single-use hop credential (403 when forged, expired,
+        # widened, too deep, a cycle, or not for this team, operation and body); without an
+        # API key it names the tenant, and then it opens no client session.
+        envelope = await router.envelope_from(request, team.name, op.name)
         if envelope is not None and request_key(request) is None:
+            if request.headers.get("x-session-id"):
+                from shared.envelope import EnvelopeRefused
+
+                raise EnvelopeRefused("a team-to-team hop cannot open a client session (X-Session-Id)")
             tenant = await router.tenant_of(envelope)
             request.state.tenant = tenant
         else:
@@ -239,7 +244,9 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
                 raise EnvelopeRefused("the envelope belongs to another tenant")
         outcome["tenant"] = tenant
         if router.is_remote(team.name):
-            return await router.forward(request, team.name)
+            return await router.forward(request, team.name)  # the team's function claims the credential
+        if envelope is not None:
+            await router.claim_hop(envelope)  # single use: a replay is 403 before anything runs or is charged
         body = await read_json(request, settings.max_body_bytes)
         if not isinstance(body, dict):
             raise ValidationFailed("the body must be a JSON object", errors=[{"loc": ["body"], "msg": "not an object"}])
@@ -260,9 +267,8 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
         if session_id:
             history = sessions.as_model_messages(await sessions.load(runtime.store, tenant.id, session_id),
                                                  settings.session_token_budget)
-        credentials = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "x-api-key")}
         call = await router.build_call(tenant=tenant, team=team, op=op, body=body, request_id=request_id,
-                                       envelope=envelope, credentials=credentials, history=history,
+                                       envelope=envelope, history=history,
                                        idempotency_key=request.headers.get("idempotency-key"))
         outcome["call"] = call
 

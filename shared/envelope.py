@@ -11,11 +11,24 @@ Token format (ASCII, fits a header)::
     v1.<kid>.<base64url(JSON claims)>.<base64url(HMAC-SHA256(key[kid], "v1.<kid>.<claims>"))>
 
 Claims: ``ten`` tenant id, ``run`` run id, ``bud`` budget (µ$), ``dl`` deadline (epoch s),
-``dep`` depth, ``chn`` chain of team names, ``id`` hop id, ``iat`` issued at, and ``par``:
-the parent hop's token, verbatim. Nesting the parent is what makes "widened" checkable by
-the callee alone: a child is valid only when its parent is, and it is narrower than its
-parent (budget <=, deadline <=, depth = parent + 1, chain = parent's + this team, same
-tenant and run). A chain is at most :data:`MAX_DEPTH` hops deep, so a token stays small.
+``dep`` depth, ``chn`` chain of team names, ``id`` hop id (its budget window), ``iat``
+issued at, and ``par``: the parent hop's *claims* (a JSON object, never a token: a nested
+parent has no signature of its own, so it cannot be cut out and replayed; the outer
+signature covers it). Nesting the parent is what makes "widened" checkable by the callee
+alone: a child is valid only when it is narrower than its parent (budget <=, deadline <=,
+depth = parent + 1, chain = parent's + this team, same tenant and run). A chain is at most
+:data:`MAX_DEPTH` hops deep, so a token stays small.
+
+Hop credentials. An envelope alone authorises no operation. What crosses the wire to a
+team is a *hop credential* (:meth:`Envelope.for_hop`): the hop's envelope plus ``op`` (the
+one operation it may run), ``bh`` (SHA-256 of the exact body bytes sent), ``jti`` (a random
+single-use id) and ``exp`` (it is accepted for :data:`HOP_TTL_S` seconds at most, never past
+the deadline). The receiving team checks all of them against the request (:func:`verify`
+with ``operation`` and ``body``) and then claims ``hop:<jti>`` once in the state store
+(:func:`replay_marker`, ``Store.claim_marker``: first claim wins on every backend), so a
+captured credential is good for nothing but the one call it was issued for. An origin
+envelope (depth 0) is never a hop credential. In-process hops never leave the process and
+carry the :class:`Envelope` object itself (:func:`check`, no signature, no claim).
 
 Rotation: the secret may hold several keys, ``kid1:secret1,kid2:secret2``; the first one
 signs, every one listed verifies (publish the new key second, roll, then drop the old).
@@ -43,7 +56,7 @@ import secrets
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared.errors import ConfigurationError, Forbidden, Unavailable
@@ -55,11 +68,18 @@ VERSION = "v1"
 # Hops below the origin: run -> step team (1) -> consulted (2) -> consulted (3).
 MAX_DEPTH = 3
 WINDOW_TTL_S = 7 * 86_400
+# A hop credential is accepted this long after it was minted (never past its deadline).
+HOP_TTL_S = 30.0
+# Clock skew allowed between the minting and the receiving instance.
+_SKEW_S = 5.0
+# The single-use marker of a credential outlives it by this much.
+REPLAY_MARGIN_S = 120.0
 _MAX_TOKEN_CHARS = 12_000
 
 
 class EnvelopeRefused(Forbidden):
-    """403: the envelope is forged, expired, widened, too deep or forms a cycle."""
+    """403: the envelope is forged, expired, widened, too deep, forms a cycle, or is not
+    a fresh, unused hop credential for this very team, operation and body."""
 
 
 def _b64(data: bytes) -> str:
@@ -68,6 +88,11 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def body_sha256(body: bytes) -> str:
+    """The hex SHA-256 a hop credential binds: over the raw bytes sent, not a re-encoding."""
+    return hashlib.sha256(body).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -160,6 +185,11 @@ class Envelope:
     issued_at: float = field(default_factory=time.time)
     parent: Envelope | None = None
     token: str = ""
+    # Hop credentials only (see :meth:`for_hop`): empty on a plain envelope.
+    operation: str = ""
+    body_sha256: str = ""
+    jti: str = ""
+    expires: float = 0.0
 
     # -- minting ----------------------------------------------------------------------
     @classmethod
@@ -178,13 +208,29 @@ class Envelope:
                        chain=self.chain + (team,), parent=self)
         return env._signed(keyring)
 
+    def for_hop(self, keyring: Keyring, operation: str, body: bytes, *, ttl_s: float = HOP_TTL_S,
+                now: float | None = None) -> Envelope:
+        """The wire credential of one HTTP hop under this (child) envelope: bound to its team
+        (the chain's last), ``operation`` and the SHA-256 of ``body`` (the exact bytes sent),
+        single use (a fresh ``jti``) and short lived (``ttl_s``, never past the deadline).
+        Same hop id, so the same budget window, as this envelope."""
+        if self.parent is None:
+            raise ValueError("an origin envelope opens no hop; mint a child for the team first")
+        now = time.time() if now is None else now
+        hop = replace(self, operation=operation, body_sha256=body_sha256(body), jti=secrets.token_urlsafe(16),
+                      expires=min(now + min(max(1.0, ttl_s), HOP_TTL_S), self.deadline), issued_at=now,
+                      token="")
+        return hop._signed(keyring)
+
     def claims(self) -> dict[str, Any]:
-        """The signed claims (the parent as its verbatim token)."""
+        """The signed claims (the parent nested as its claims, never as a usable token)."""
         out: dict[str, Any] = {"ten": self.tenant, "run": self.run_id, "bud": self.budget_micros,
                                "dl": round(self.deadline, 3), "dep": self.depth, "chn": list(self.chain),
                                "id": self.id, "iat": round(self.issued_at, 3)}
+        if self.jti:
+            out.update(op=self.operation, bh=self.body_sha256, jti=self.jti, exp=round(self.expires, 3))
         if self.parent is not None:
-            out["par"] = self.parent.token
+            out["par"] = self.parent.claims()
         return out
 
     def _signed(self, keyring: Keyring) -> Envelope:
@@ -247,19 +293,26 @@ def _decode(token: str, keyring: Keyring) -> dict[str, Any]:
 
 def _from_claims(claims: dict[str, Any], token: str, parent: Envelope | None) -> Envelope:
     try:
+        hop: dict[str, Any] = {}
+        if "jti" in claims:
+            hop = {"operation": str(claims["op"]), "body_sha256": str(claims["bh"]), "jti": str(claims["jti"]),
+                   "expires": float(claims["exp"])}
         return Envelope(tenant=str(claims["ten"]), run_id=str(claims["run"]), budget_micros=int(claims["bud"]),
                         deadline=float(claims["dl"]), depth=int(claims["dep"]),
                         chain=tuple(str(c) for c in claims["chn"]), id=str(claims["id"]),
-                        issued_at=float(claims["iat"]), parent=parent, token=token)
+                        issued_at=float(claims["iat"]), parent=parent, token=token, **hop)
     except (KeyError, TypeError, ValueError):
         raise EnvelopeRefused("the envelope is missing claims") from None
 
 
-def _parse(token: str, keyring: Keyring, levels: int = 0) -> Envelope:
+def _build(claims: dict[str, Any], token: str, levels: int = 0) -> Envelope:
     if levels > MAX_DEPTH + 1:
         raise EnvelopeRefused(f"the envelope chain is deeper than {MAX_DEPTH} hops")
-    claims = _decode(token, keyring)
-    parent = _parse(claims["par"], keyring, levels + 1) if claims.get("par") else None
+    par = claims.get("par")
+    if par is not None and not isinstance(par, dict):
+        # An old-style nested token: a parent is carried as claims only, so none can be cut out and reused.
+        raise EnvelopeRefused("the envelope's parent must be nested as claims, not as a token")
+    parent = _build(par, "", levels + 1) if par else None
     env = _from_claims(claims, token, parent)
     if parent is None:
         if env.depth != 0:
@@ -276,16 +329,15 @@ def _parse(token: str, keyring: Keyring, levels: int = 0) -> Envelope:
     return env
 
 
-def verify(token: str, keyring: Keyring, *, tenant_id: str | None, team: str | None,
-           now: float | None = None) -> Envelope:
-    """The envelope of an incoming call to ``team``, or :class:`EnvelopeRefused` (403).
+def _parse(token: str, keyring: Keyring) -> Envelope:
+    return _build(_decode(token, keyring), token)
 
-    Refused: a bad signature or unknown key id (forged), a past deadline (expired), a
-    budget above or deadline after its parent's or a depth not one more (widened), more
-    than :data:`MAX_DEPTH` hops, ``team`` already earlier in the chain (cycle), a chain
-    that does not end at ``team``, or another tenant than the caller's key.
-    """
-    env = _parse(token, keyring)
+
+def check(env: Envelope, *, tenant_id: str | None, team: str | None, now: float | None = None) -> Envelope:
+    """The checks on an envelope's claims that do not need its signature: for an in-process
+    hop, whose :class:`Envelope` never left the process (:meth:`Envelope.child` narrows by
+    construction). A past deadline, more than :data:`MAX_DEPTH` hops, another tenant, a chain
+    that does not end at ``team`` or would form a cycle: :class:`EnvelopeRefused`."""
     now = time.time() if now is None else now
     if env.deadline <= now:
         raise EnvelopeRefused(f"the envelope expired {now - env.deadline:.1f} s ago")
@@ -301,4 +353,47 @@ def verify(token: str, keyring: Keyring, *, tenant_id: str | None, team: str | N
     return env
 
 
-__all__ = ["HEADER", "MAX_DEPTH", "Envelope", "EnvelopeRefused", "KeySource", "Keyring", "run_window_key", "verify"]
+def _check_hop(env: Envelope, operation: str, body: bytes, now: float) -> None:
+    if not env.jti or env.parent is None:
+        raise EnvelopeRefused("this envelope is not a hop credential: only the single-use credential of one hop "
+                              "(bound to its team, operation and body) opens an operation")
+    if env.expires <= now:
+        raise EnvelopeRefused(f"the hop credential expired {now - env.expires:.1f} s ago")
+    if env.expires - env.issued_at > HOP_TTL_S + 1e-3 or env.issued_at > now + _SKEW_S:
+        raise EnvelopeRefused(f"the hop credential claims to live longer than {HOP_TTL_S:.0f} s")
+    if env.operation != operation:
+        raise EnvelopeRefused(f"the hop credential is for operation {env.operation!r}, not {operation!r}")
+    if not hmac.compare_digest(env.body_sha256.encode(), body_sha256(body).encode()):
+        raise EnvelopeRefused("the body is not the one the hop credential was issued for")
+
+
+def verify(token: str, keyring: Keyring, *, tenant_id: str | None, team: str | None, now: float | None = None,
+           operation: str | None = None, body: bytes | None = None) -> Envelope:
+    """The envelope of an incoming call to ``team``, or :class:`EnvelopeRefused` (403).
+
+    Refused: a bad signature or unknown key id (forged), a past deadline (expired), a
+    budget above or deadline after its parent's or a depth not one more (widened), more
+    than :data:`MAX_DEPTH` hops, ``team`` already earlier in the chain (cycle), a chain
+    that does not end at ``team``, or another tenant than the caller's key.
+
+    With ``operation`` (an operation call), the token must also be a hop credential
+    (:meth:`Envelope.for_hop`) for that operation and the SHA-256 of ``body`` (the raw
+    bytes received), not past its ``exp``. Single use is the caller's part: claim
+    :func:`replay_marker` in the store before running anything.
+    """
+    env = _parse(token, keyring)
+    now = time.time() if now is None else now
+    check(env, tenant_id=tenant_id, team=team, now=now)
+    if operation is not None:
+        _check_hop(env, operation, body if body is not None else b"", now)
+    return env
+
+
+def replay_marker(env: Envelope) -> tuple[str, float]:
+    """The store marker that makes a hop credential single use, and until when to keep it
+    (a little past the credential's own expiry, after which it is refused anyway)."""
+    return f"hop:{env.jti}", env.expires + REPLAY_MARGIN_S
+
+
+__all__ = ["HEADER", "HOP_TTL_S", "MAX_DEPTH", "Envelope", "EnvelopeRefused", "KeySource", "Keyring", "body_sha256",
+           "check", "replay_marker", "run_window_key", "verify"]

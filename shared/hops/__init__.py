@@ -11,15 +11,20 @@ for the team and asks the runtime's ``extensions`` for two optional pieces::
 app) fills them in from the settings:
 
 - ``MULTIAGENT_TEAM_AUTH=google-id-token`` (Cloud Run): a Google ID token for the team's
-  service URL from the metadata server, in ``X-Serverless-Authorization`` so the client's
-  own ``Authorization`` (its API key) still reaches the team. Cloud Run checks the token
-  and that the gateway's service account holds ``run.invoker`` on the team service before
-  the request arrives; teams are not invokable by anyone else.
+  service URL from the metadata server, in ``X-Serverless-Authorization`` (so it never
+  collides with an ``Authorization`` header). Cloud Run checks the token and that the
+  gateway's service account holds ``run.invoker`` on the team service before the request
+  arrives; teams are not invokable by anyone else. With this setting a hop is never sent
+  without the token (:meth:`~shared.routing.TeamRouter.identity_headers` refuses).
 - ``lambda://FUNCTION`` team URLs (Lambda): a synchronous Lambda ``Invoke`` carrying a
   Function URL (payload 2.0) event, allowed by the gateway role's ``lambda:InvokeFunction``
   on exactly the team functions; team functions have no URL at all.
 
-Either way the team function still authenticates the tenant's API key itself.
+The platform identity says the request came from the gateway; it does not say for whom.
+A team-to-team hop (``consult_team``, a run's step) carries no client key at all: the team
+authenticates its single-use hop credential (``X-Multiagent-Envelope``, bound to the team,
+operation and body, see :mod:`shared.envelope`) and claims it once. A client's own call
+relayed by the gateway is authenticated by the team function as the client's request.
 """
 
 from __future__ import annotations

@@ -210,15 +210,23 @@ async def test_envelope_refusals_over_http(tmp_path, model_env, fake, monkeypatc
         origin = Envelope.root(keyring, tenant=tenant_id, run_id="run_env", budget_micros=1_000_000,
                                deadline=now + 60)
 
-        async def post(envelope: str, api_key: str | None = None, team: str = "finance"):
-            headers = {HEADER: envelope, **({"authorization": f"Bearer {api_key}"} if api_key else {})}
-            return await app.client.post(f"/v1/teams/{team}/ask", json={"question": "q"}, headers=headers)
+        raw = json.dumps({"question": "q"}).encode()
 
-        # a valid envelope is accepted without an API key, and its run id reaches the ledger
-        ok = await post(origin.child(keyring, "finance", 500_000).token)
+        def hop(env: Envelope, operation: str = "ask", body: bytes = raw) -> str:
+            """The wire credential a calling team would send (bound to operation and body)."""
+            return env.for_hop(keyring, operation, body).token
+
+        async def post(envelope: str, api_key: str | None = None, team: str = "finance", body: bytes = raw,
+                       operation: str = "ask"):
+            headers = {HEADER: envelope, "content-type": "application/json",
+                       **({"authorization": f"Bearer {api_key}"} if api_key else {})}
+            return await app.client.post(f"/v1/teams/{team}/{operation}", content=body, headers=headers)
+
+        # a valid hop credential is accepted without an API key, and its run id reaches the ledger
+        ok = await post(hop(origin.child(keyring, "finance", 500_000)))
         assert ok.status_code == 200, ok.text
         assert [e.run_id for e in app.runtime.store.list_ledger(tenant_id)] == ["run_env"]
-        good = origin.child(keyring, "finance", 500_000).token
+        good = hop(origin.child(keyring, "finance", 500_000))
         v, kid, payload, sig = good.split(".")
         deep = Envelope.root(keyring, tenant=tenant_id, run_id="r", budget_micros=10**6, deadline=now + 60,
                              chain=("t0",))
@@ -226,25 +234,44 @@ async def test_envelope_refusals_over_http(tmp_path, model_env, fake, monkeypatc
             deep = deep.child(keyring, f"t{i}" if i < 3 else "legal", 10**6)
         refusals = {
             "forged": ".".join([v, kid, payload, sig[:-3] + ("AAA" if sig[-3:] != "AAA" else "BBB")]),
-            "expired": Envelope.root(keyring, tenant=tenant_id, run_id="r", budget_micros=10**6,
-                                     deadline=now - 1).child(keyring, "finance", 10).token,
-            "widened budget": _forge(origin, keyring, budget_micros=2_000_000).token,
-            "widened deadline": _forge(origin, keyring, deadline=now + 3_600).token,
-            "depth not incremented": _forge(origin, keyring, depth=0).token,
-            "depth past the limit": deep.child(keyring, "finance", 10).token,
-            "cycle": Envelope.root(keyring, tenant=tenant_id, run_id="r", budget_micros=10**6, deadline=now + 60,
-                                   chain=("finance",)).child(keyring, "legal", 10).child(keyring, "finance", 10).token,
-            "another tenant's": Envelope.root(keyring, tenant=other_id, run_id="r", budget_micros=10**6,
-                                              deadline=now + 60).child(keyring, "finance", 10).token,
+            "expired": hop(Envelope.root(keyring, tenant=tenant_id, run_id="r", budget_micros=10**6,
+                                         deadline=now - 1).child(keyring, "finance", 10)),
+            "widened budget": hop(_forge(origin, keyring, budget_micros=2_000_000)),
+            "widened deadline": hop(_forge(origin, keyring, deadline=now + 3_600)),
+            "depth not incremented": hop(_forge(origin, keyring, depth=0)),
+            "depth past the limit": hop(deep.child(keyring, "finance", 10)),
+            "cycle": hop(Envelope.root(keyring, tenant=tenant_id, run_id="r", budget_micros=10**6, deadline=now + 60,
+                                       chain=("finance",)).child(keyring, "legal", 10).child(keyring, "finance", 10)),
+            "another tenant's": hop(Envelope.root(keyring, tenant=other_id, run_id="r", budget_micros=10**6,
+                                                  deadline=now + 60).child(keyring, "finance", 10)),
+            "a plain envelope (no hop credential)": origin.child(keyring, "finance", 10).token,
+            "an origin envelope": Envelope.root(keyring, tenant=tenant_id, run_id="r", budget_micros=10**6,
+                                                deadline=now + 60, chain=("finance",)).token,
+            "issued for another operation": hop(origin.child(keyring, "finance", 10), operation="review_budget"),
+            "issued for another body": hop(origin.child(keyring, "finance", 10), body=b'{"question": "other"}'),
         }
         for name, token in refusals.items():
             resp = await post(token, key)
             assert resp.status_code == 403, (name, resp.text)
             assert resp.json()["type"] == "/problems/forbidden", name
         assert (await post(good, key, team="legal")).status_code == 403  # addressed to another team
+        # used once above: a replay is refused, with or without an API key, and charges nothing
+        before = len(app.runtime.store.list_ledger(tenant_id))
+        used = hop(origin.child(keyring, "finance", 500_000))
+        assert (await post(used)).status_code == 200
+        assert len(app.runtime.store.list_ledger(tenant_id)) == before + 1
+        for api_key in (None, key):
+            replay = await post(used, api_key)
+            assert replay.status_code == 403 and "already used" in replay.json()["detail"]
+        assert len(app.runtime.store.list_ledger(tenant_id)) == before + 1
+        # an envelope alone opens no client session
+        sess = await app.client.post("/v1/teams/finance/ask", content=raw, headers={
+            HEADER: hop(origin.child(keyring, "finance", 500_000)), "content-type": "application/json",
+            "x-session-id": "victim-session"})
+        assert sess.status_code == 403 and "session" in sess.json()["detail"]
 
         # the envelope's budget is enforced on the model call (402, window "run")
-        tight = await post(origin.child(keyring, "finance", 50).token)
+        tight = await post(hop(origin.child(keyring, "finance", 50)))
         assert tight.status_code == 402 and tight.json()["window"] == "run"
 
 

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import time
 
 import pytest
 
-from shared.envelope import MAX_DEPTH, Envelope, EnvelopeRefused, Keyring, KeySource, verify
+from shared.envelope import (
+    HOP_TTL_S,
+    MAX_DEPTH,
+    Envelope,
+    EnvelopeRefused,
+    Keyring,
+    KeySource,
+    body_sha256,
+    check,
+    replay_marker,
+    verify,
+)
 from shared.errors import ConfigurationError
 
 KEYS = Keyring.parse("k2:second-secret-0123456789,k1:first-secret-0123456789")
@@ -132,3 +147,86 @@ def test_key_source_local_random_key_or_configuration_error():
     assert source.keyring().signing_kid == "k2"
     with pytest.raises(ConfigurationError):
         Keyring.parse("k1:short")
+
+
+# -- hop credentials: what actually crosses the wire ----------------------------------------------
+BODY = b'{"question": "Is this legal?"}'
+
+
+def hop_for(team: str = "finance", operation: str = "ask", body: bytes = BODY, **kw) -> Envelope:  # type: ignore[no-untyped-def]
+    return root().child(KEYS, team, 400_000).for_hop(KEYS, operation, body, **kw)
+
+
+def test_a_hop_credential_is_bound_to_team_operation_and_body():
+    cred = hop_for()
+    env = verify(cred.token, KEYS, tenant_id="ten_a", team="finance", operation="ask", body=BODY)
+    # the same budget window as the envelope it was minted from; a random single-use id; seconds to live
+    assert env.window_key == f"run:run_1/{env.id}" and len(env.jti) >= 20
+    assert env.operation == "ask" and env.body_sha256 == body_sha256(BODY)
+    assert 0 < env.expires - time.time() <= HOP_TTL_S + 0.01
+    assert replay_marker(env) == (f"hop:{env.jti}", env.expires + 120.0)
+    assert hop_for().jti != cred.jti  # every hop its own id
+    with pytest.raises(EnvelopeRefused, match="for operation 'ask', not 'review_budget'"):
+        verify(cred.token, KEYS, tenant_id=None, team="finance", operation="review_budget", body=BODY)
+    with pytest.raises(EnvelopeRefused, match="not addressed"):
+        verify(cred.token, KEYS, tenant_id=None, team="legal", operation="ask", body=BODY)
+    for other in (b'{"question": "Is this legal?" }', b"", BODY + b" "):  # the raw bytes, not their meaning
+        with pytest.raises(EnvelopeRefused, match="body"):
+            verify(cred.token, KEYS, tenant_id=None, team="finance", operation="ask", body=other)
+
+
+def test_a_hop_credential_lives_seconds_and_cannot_claim_longer():
+    cred = hop_for(ttl_s=3_600)
+    assert cred.expires - cred.issued_at <= HOP_TTL_S + 0.01  # clamped
+    with pytest.raises(EnvelopeRefused, match="expired"):
+        verify(cred.token, KEYS, tenant_id=None, team="finance", operation="ask", body=BODY,
+               now=time.time() + HOP_TTL_S + 1)
+    # never past the envelope's own deadline either
+    short = root(deadline=time.time() + 5).child(KEYS, "finance", 10).for_hop(KEYS, "ask", BODY)
+    assert short.expires <= short.deadline
+    # a key holder signing a long-lived one by hand is refused
+    long_lived = Envelope(**{**cred.__dict__, "expires": cred.issued_at + 3_600})._signed(KEYS)
+    with pytest.raises(EnvelopeRefused, match="longer than"):
+        verify(long_lived.token, KEYS, tenant_id=None, team="finance", operation="ask", body=BODY)
+
+
+def test_only_the_outermost_hop_credential_opens_an_operation():
+    parent = root(chain=("legal",))
+    child = parent.child(KEYS, "finance", 10)
+    # a plain envelope or an origin one is no hop credential
+    for token in (child.token, parent.token):
+        with pytest.raises(EnvelopeRefused, match="not a hop credential"):
+            verify(token, KEYS, tenant_id=None, team=parent.chain[-1] if token == parent.token else "finance",
+                   operation="ask", body=BODY)
+    with pytest.raises(ValueError):
+        parent.for_hop(KEYS, "ask", BODY)
+    # the parent rides inside as claims: there is no token to cut out of a captured credential
+    cred = child.for_hop(KEYS, "ask", BODY)
+    claims = json.loads(base64.urlsafe_b64decode(cred.token.split(".")[2] + "=="))
+    assert isinstance(claims["par"], dict) and not any(isinstance(v, str) and v.startswith("v1.")
+                                                       for v in claims["par"].values())
+    assert claims["par"]["chn"] == ["legal"] and "jti" not in claims["par"]
+    # an old-style nested parent token is refused outright
+    old_style = {**claims, "par": parent.token}
+    body = base64.urlsafe_b64encode(json.dumps(old_style).encode()).rstrip(b"=").decode()
+    signing_input = f"v1.{KEYS.signing_kid}.{body}"
+    sig = base64.urlsafe_b64encode(hmac.new(KEYS.keys[0][1], signing_input.encode(), hashlib.sha256).digest())
+    with pytest.raises(EnvelopeRefused, match="nested as claims"):
+        verify(f"{signing_input}.{sig.rstrip(b'=').decode()}", KEYS, tenant_id=None, team="finance")
+    # a consultation made under a verified hop credential nests it, and still verifies
+    received = verify(cred.token, KEYS, tenant_id=None, team="finance", operation="ask", body=BODY)
+    onward = received.child(KEYS, "research", 5).for_hop(KEYS, "ask", BODY)
+    again = verify(onward.token, KEYS, tenant_id=None, team="research", operation="ask", body=BODY)
+    assert again.chain == ("legal", "finance", "research") and again.parent and again.parent.jti == cred.jti
+    assert again.parent.token == ""  # parents carry no token of their own
+
+
+def test_in_process_check_needs_no_signature():
+    child = root().child(KEYS, "finance", 10)
+    assert check(child, tenant_id="ten_a", team="finance") is child
+    with pytest.raises(EnvelopeRefused, match="not addressed"):
+        check(child, tenant_id="ten_a", team="legal")
+    with pytest.raises(EnvelopeRefused, match="another tenant"):
+        check(child, tenant_id="ten_b", team="finance")
+    with pytest.raises(EnvelopeRefused, match="expired"):
+        check(child, tenant_id=None, team="finance", now=child.deadline + 1)
