@@ -290,10 +290,15 @@ async def deliver(url: str, payload: dict[str, Any], keys: list[bytes]) -> int:
                                      force_close=True)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=TIMEOUT_S),
                                      trust_env=False) as session:
-        async with session.post(url, data=body, headers=signed_headers(keys, body), allow_redirects=False,
-                                max_redirects=0) as resp:
-            await resp.content.read(65_536)  # the receiver's answer is not used; read a little, then drop it
-            return resp.status
+        try:
+            async with session.post(url, data=body, headers=signed_headers(keys, body),
+                                    allow_redirects=False) as resp:
+                await resp.content.read(65_536)  # the receiver's answer is not used; read a little, then drop it
+                return resp.status
+        except aiohttp.ClientConnectorError as exc:  # the resolver's refusal, wrapped by aiohttp
+            if isinstance(exc.__cause__, WebhookRefused):
+                raise exc.__cause__ from None
+            raise
 
 
 async def send_alert(url: str, payload: dict[str, Any]) -> None:
@@ -314,11 +319,7 @@ async def send_alert(url: str, payload: dict[str, Any]) -> None:
     except WebhookRefused as exc:
         log.warning("budget alert webhook %s refused: %s", target, exc)
     except Exception as exc:  # noqa: BLE001 - an alert must never break a call
-        cause = exc.__cause__ if isinstance(exc.__cause__, WebhookRefused) else None
-        if cause is not None:
-            log.warning("budget alert webhook %s refused: %s", target, cause)
-        else:
-            log.warning("budget alert webhook %s failed: %s: %s", target, type(exc).__name__, exc)
+        log.warning("budget alert webhook %s failed: %s: %s", target, type(exc).__name__, exc)
     else:
         if not 200 <= status < 300:
             log.warning("budget alert webhook %s answered %s (redirects are not followed)", target, status)
