@@ -41,6 +41,7 @@ from shared.errors import (
     ValidationFailed,
     recording_failure,
 )
+from shared.observability.access import check_path, logged_path
 from shared.observability.logging import configure, log_event
 from shared.pricing import usd
 from shared.runtime import Runtime
@@ -66,10 +67,12 @@ def problem_response(exc: ProblemError, request_id: str) -> JSONResponse:
 
 
 class ErrorBoundary:
-    """Outermost middleware: request id, access log, and no error escapes as a traceback."""
+    """Outermost middleware: request id, access log, and no error escapes as a traceback.
+    A path over ``max_path_bytes`` is 414 before routing; the log line carries a cut path."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, max_path_bytes: int = Settings.max_path_bytes) -> None:
         self.app = app
+        self.max_path_bytes = max_path_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -92,6 +95,7 @@ class ErrorBoundary:
             await send(message)
 
         try:
+            check_path(scope, self.max_path_bytes)
             await self.app(scope, receive, send_with_id)
         except Exception as exc:  # noqa: BLE001 - the boundary: everything becomes problem+json
             if status["sent"]:
@@ -99,11 +103,11 @@ class ErrorBoundary:
             if isinstance(exc, StoreUnavailable):
                 exc = Unavailable(f"the state store is unreachable: {exc}", retry_after_s=2)
             if not isinstance(exc, ProblemError):
-                log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+                log.exception("unhandled error on %s %s", scope.get("method"), logged_path(scope))
                 exc = ProblemError("an unexpected error occurred; quote the request id when reporting it")
             await problem_response(exc, request_id)(scope, receive, send_with_id)
         finally:
-            log_event(log, "request", request_id=request_id, method=scope.get("method"), path=scope.get("path"),
+            log_event(log, "request", request_id=request_id, method=scope.get("method"), path=logged_path(scope),
                       status=status["code"], duration_ms=round((time.perf_counter() - started) * 1000, 2))
 
 
@@ -369,7 +373,8 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
         routes.extend(extend(runtime, serve_mode))
     routes.append(Route("/{path:path}", not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]))
 
-    middleware = [Middleware(ErrorBoundary)] + [factory(runtime) for factory in MIDDLEWARE_EXTENSIONS]
+    middleware = [Middleware(ErrorBoundary, max_path_bytes=settings.max_path_bytes)]
+    middleware += [factory(runtime) for factory in MIDDLEWARE_EXTENSIONS]
     if settings.allowed_origins:
         middleware.append(Middleware(CORSMiddleware, allow_origins=list(settings.allowed_origins),
                                      allow_methods=["GET", "POST", "DELETE"], allow_headers=["*"],

@@ -89,6 +89,8 @@ class Settings:
     team_auth: str = "none"
     allowed_origins: tuple[str, ...] = ()
     max_body_bytes: int = 256 * 1024
+    # A request path over this is answered 414 before routing (shared/observability/access.py).
+    max_path_bytes: int = 8 * 1024
     operation_deadline_s: float = 120.0
     reservation_margin_s: float = 60.0
     # One model request's timeout; a request past it may still be billed, so it is charged
@@ -150,6 +152,7 @@ class Settings:
             team_auth=team_auth,
             allowed_origins=origins,
             max_body_bytes=_int(env, "MULTIAGENT_MAX_BODY_BYTES", cls.max_body_bytes, 1),
+            max_path_bytes=_int(env, "MULTIAGENT_MAX_PATH_BYTES", cls.max_path_bytes, 1),
             operation_deadline_s=_float(env, "MULTIAGENT_DEADLINE_S", cls.operation_deadline_s),
             reservation_margin_s=_float(env, "MULTIAGENT_RESERVATION_MARGIN_S", cls.reservation_margin_s),
             model_timeout_s=_float(env, "MULTIAGENT_MODEL_TIMEOUT_S", cls.model_timeout_s),

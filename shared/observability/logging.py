@@ -1,5 +1,9 @@
 """Structured JSON logs on stderr: one object per line, which Cloud Logging and CloudWatch
-parse into fields. Secrets are redacted before a line is written."""
+parse into fields. Secrets are redacted before a line is written.
+
+A line is bounded: the message, the exception text (marked ``…`` when cut) and every string
+among the fields are cut before they are redacted, so a log call costs the same on a client's 60 kB
+path or a model's 16,000-character tool name as on a short one."""
 
 from __future__ import annotations
 
@@ -13,6 +17,15 @@ from shared.observability.redact import redact, redact_value
 
 _configured = False
 
+MAX_MESSAGE_CHARS = 8_192
+MAX_EXCEPTION_CHARS = 32_768
+MAX_FIELD_CHARS = 16_384  # each string among the structured fields
+
+
+def bounded(text: str, limit: int) -> str:
+    """``text`` redacted, cut to ``limit`` characters (with ``…`` when cut)."""
+    return redact(text, limit) + ("…" if len(text) > limit else "")
+
 
 class JsonFormatter(logging.Formatter):
     """``{"ts", "level", "logger", "message", ...extra}`` with secrets redacted."""
@@ -23,13 +36,13 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "severity": record.levelname,  # the field name Cloud Logging reads
             "logger": record.name,
-            "message": redact(record.getMessage()),
+            "message": bounded(record.getMessage(), MAX_MESSAGE_CHARS),
         }
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
-            payload.update(redact_value(fields))
+            payload.update(redact_value(fields, MAX_FIELD_CHARS))
         if record.exc_info:
-            payload["exception"] = redact(self.formatException(record.exc_info))
+            payload["exception"] = bounded(self.formatException(record.exc_info), MAX_EXCEPTION_CHARS)
         return json.dumps(payload, default=str)
 
 
