@@ -120,7 +120,7 @@ def submit_tool(op: Operation) -> dict[str, Any]:
 
 def _tool_result(tool_use_id: str, content: str, is_error: bool = False) -> dict[str, Any]:
     block: dict[str, Any] = {"type": "tool_result", "tool_use_id": tool_use_id,
-                             "content": redact(content)[:MAX_TOOL_RESULT_CHARS]}
+                             "content": redact(content, limit=MAX_TOOL_RESULT_CHARS)}
     if is_error:
         block["is_error"] = True
     return block
@@ -234,7 +234,7 @@ async def _loop(call: AgentCall) -> BaseModel:
             tools_run += 1
             content, is_error = await _run_tool(tools.get(use["name"]), use["name"], use.get("input") or {}, ctx)
             await call.emit("tool.called", {"name": use["name"], "input": use.get("input") or {},
-                                            "is_error": is_error, "result": redact(content)[:2_000]})
+                                            "is_error": is_error, "result": redact(content, limit=2_000)})
             results.append(_tool_result(use["id"], content, is_error))
         messages.append({"role": "user", "content": results})
     raise ModelError(f"{team.name}/{op.name} gave no valid output within {call.settings.max_turns} turns")

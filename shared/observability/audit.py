@@ -57,7 +57,7 @@ def digest(value: Any) -> dict[str, Any]:
 
 
 def _clip(value: Any) -> Any:
-    value = redact_value(value)
+    value = redact_value(value, limit=MAX_CONTENT_CHARS + 1)  # bounded work, then cut
     if isinstance(value, str) and len(value) > MAX_CONTENT_CHARS:
         return value[:MAX_CONTENT_CHARS] + "…"
     text = json.dumps(value, default=str, ensure_ascii=False)
