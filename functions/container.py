@@ -6,6 +6,10 @@ is built and checked (catalog, prices) before the socket opens, so a bad configu
 fails the revision's start-up with one line on stderr instead of serving errors. Cloud Run sends SIGTERM and waits
 10 s: uvicorn stops accepting, lets in-flight calls finish for up to
 ``MULTIAGENT_SHUTDOWN_GRACE_S`` (8 s) and exits.
+
+Request heads, requests in flight and the peers whose ``X-Forwarded-*`` headers count are
+limited before the app runs (``shared.http_limits``): on Cloud Run only its front end
+(link-local) is trusted, elsewhere no one unless ``MULTIAGENT_TRUSTED_PROXIES`` says so.
 """
 
 from __future__ import annotations
@@ -34,9 +38,12 @@ def main() -> int:
     except ConfigurationError as exc:
         print(f"multiagent: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(app, host=os.environ.get("HOST", "0.0.0.0"), port=int(raw_port), log_level="warning",
-                access_log=False, proxy_headers=True, forwarded_allow_ips="*", lifespan="on",
-                timeout_graceful_shutdown=int(os.environ.get("MULTIAGENT_SHUTDOWN_GRACE_S", "8")))
+    from shared.http_limits import guard, server_options  # heads, concurrency, proxies: bounded before the app
+
+    uvicorn.run(guard(app, runtime.settings), host=os.environ.get("HOST", "0.0.0.0"), port=int(raw_port),
+                log_level="warning", access_log=False, lifespan="on",
+                timeout_graceful_shutdown=int(os.environ.get("MULTIAGENT_SHUTDOWN_GRACE_S", "8")),
+                **server_options(runtime.settings, platform=True))
     return 0
 
 

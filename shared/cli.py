@@ -103,8 +103,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     grace = shutdown.grace_seconds()
     shutdown.prepare()  # SIGTERM: stop listening, finish in-flight calls up to the grace, exit 0
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=grace)  # type: ignore[arg-type]  # a float works (asyncio.wait_for)
+    from shared.http_limits import guard, server_options  # heads, concurrency, proxies: bounded before the app
+
+    uvicorn.run(guard(app, runtime.settings), host=args.host, port=args.port, log_level="warning", access_log=False,
+                timeout_graceful_shutdown=grace,  # type: ignore[arg-type]  # a float works (asyncio.wait_for)
+                **server_options(runtime.settings, platform=False))
     shutdown.finish(runtime)
     return 0
 

@@ -75,6 +75,15 @@ def _rate(env: dict[str, str], name: str, default: int) -> int:
         raise ConfigurationError(f"{name}={raw!r}: {exc.extra['errors'][0]['msg']}") from None
 
 
+def _trusted_proxies(env: dict[str, str]) -> tuple[str, ...] | None:
+    raw = env.get("MULTIAGENT_TRUSTED_PROXIES")
+    if raw is None or raw.strip() == "":
+        return None
+    from shared.http_limits import parse_trusted_proxies
+
+    return parse_trusted_proxies(raw, "MULTIAGENT_TRUSTED_PROXIES")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a function needs to know about its deployment."""
@@ -91,6 +100,16 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     # A request path over this is answered 414 before routing (shared/observability/access.py).
     max_path_bytes: int = 8 * 1024
+    # The request head, refused before the app runs (shared/http_limits.py): its total size
+    # (request line + headers), one header line's size, the number of headers; and the
+    # requests one process serves at once (503 past it).
+    max_header_bytes: int = 32 * 1024
+    max_header_field_bytes: int = 8 * 1024
+    max_headers: int = 100
+    max_concurrency: int = 256
+    # Peers whose X-Forwarded-For/-Proto are believed (IPs or CIDRs, "*" for any); None: the
+    # entry point's default (none for `serve`; the platform's front end in the container).
+    trusted_proxies: tuple[str, ...] | None = None
     operation_deadline_s: float = 120.0
     reservation_margin_s: float = 60.0
     # One model request's timeout; a request past it may still be billed, so it is charged
@@ -153,6 +172,11 @@ class Settings:
             allowed_origins=origins,
             max_body_bytes=_int(env, "MULTIAGENT_MAX_BODY_BYTES", cls.max_body_bytes, 1),
             max_path_bytes=_int(env, "MULTIAGENT_MAX_PATH_BYTES", cls.max_path_bytes, 1),
+            max_header_bytes=_int(env, "MULTIAGENT_MAX_HEADER_BYTES", cls.max_header_bytes, 1024),
+            max_header_field_bytes=_int(env, "MULTIAGENT_MAX_HEADER_FIELD_BYTES", cls.max_header_field_bytes, 256),
+            max_headers=_int(env, "MULTIAGENT_MAX_HEADERS", cls.max_headers, 8),
+            max_concurrency=_int(env, "MULTIAGENT_MAX_CONCURRENCY", cls.max_concurrency, 1),
+            trusted_proxies=_trusted_proxies(env),
             operation_deadline_s=_float(env, "MULTIAGENT_DEADLINE_S", cls.operation_deadline_s),
             reservation_margin_s=_float(env, "MULTIAGENT_RESERVATION_MARGIN_S", cls.reservation_margin_s),
             model_timeout_s=_float(env, "MULTIAGENT_MODEL_TIMEOUT_S", cls.model_timeout_s),

@@ -13,6 +13,8 @@
   the target in gunicorn's master process and then forks the worker, so the target starts
   no thread: a warm-up thread caught mid-import at the fork leaves the worker's import lock
   held forever (the first request hung). The worker warms up on its first request instead.
+  The forwarded app is behind ``shared.http_limits.guard`` and the worker's uvicorn gets the
+  bounded parser (the ``functions-framework`` command passes uvicorn no options of ours).
 """
 
 from __future__ import annotations
@@ -65,13 +67,25 @@ class _Passthrough:
 def functions_framework_forwarder(app: ASGIApp, name: str,
                                   on_request: Callable[[], None] | None = None) -> Callable[..., Any]:
     """An ``@functions_framework.aio.http`` function called ``name`` that runs ``app``
-    (``on_request`` first, in the worker process)."""
+    (``on_request`` first, in the worker process). ``app`` runs behind
+    ``shared.http_limits.guard`` and the worker's uvicorn (forked from this master) gets the
+    same bounded parser, concurrency and proxy options as ``serve`` and the container: the
+    ``functions-framework`` command passes uvicorn no options of ours."""
     import functions_framework.aio
+
+    from shared.config import Settings
+    from shared.http_limits import guard, patch_gunicorn_worker
+
+    state = getattr(app, "state", None)
+    runtime = getattr(state, "runtime", None) if state is not None else None
+    settings = runtime.settings if runtime is not None else Settings.from_env()
+    patch_gunicorn_worker(settings)
+    guarded = guard(app, settings)
 
     async def forward(request: Any) -> Any:
         if on_request is not None:
             on_request()
-        return _Passthrough(app, request.scope, request.receive)
+        return _Passthrough(guarded, request.scope, request.receive)
 
     forward.__name__ = forward.__qualname__ = name
     return functions_framework.aio.http(forward)

@@ -93,7 +93,10 @@ class TeamRouter:
         return headers
 
     async def forward(self, request: Request, team: str) -> Response:
-        """Send the request unchanged to the team's function and relay its answer."""
+        """Send the request unchanged to the team's function and relay its answer. The body
+        is read under the same running limit as a local team's (413 ``payload-too-large`` as
+        soon as it passes ``max_body_bytes``, nothing more read; the response then closes the
+        connection, ``shared.http_limits``), so a remote team costs the gateway no more memory."""
         import aiohttp
 
         headers = {k: v for k, v in request.headers.items() if k.lower() in _FORWARDED_HEADERS}
@@ -101,7 +104,7 @@ class TeamRouter:
         headers.update(outgoing_trace_headers())  # this hop continues the caller's trace
         headers.update(await self.identity_headers(team))
         url = self.urls[team].rstrip("/") + request.url.path
-        body = await request.body()
+        body = await self.raw_body(request)  # counted as it arrives: 413 past max_body_bytes, no further read
         if not url.startswith("http"):  # lambda://FUNCTION: a platform transport (shared/hops)
             status, resp_headers, content = await self._transport(team)("POST", url, headers, body)
             out = {k: v for k, v in resp_headers.items() if k.lower() not in _HOP_HEADERS}
