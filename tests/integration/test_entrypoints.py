@@ -127,8 +127,9 @@ def test_mcp_function_as_functions_framework_target_lists_tools(tmp_path):
     with functions_framework("functions/mcp/main.py", "mcp", port, env) as proc:
         assert wait_ok(f"http://127.0.0.1:{port}/health", proc).status_code == 200
         resp = httpx.post(f"http://127.0.0.1:{port}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
-                          headers={"accept": "application/json, text/event-stream"}, timeout=30)
-        assert resp.status_code == 200, resp.text
+                          headers={"accept": "application/json, text/event-stream",
+                                   "authorization": "Bearer mak_caller_key"}, timeout=30)
+        assert resp.status_code == 200, resp.text  # (keyless is 401 over HTTP: tests/security/test_mcp_http.py)
         names = {t["name"] for t in resp.json()["result"]["tools"]}
         assert "legal_ask" in names and "finance_ask" not in names
 
