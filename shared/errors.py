@@ -10,6 +10,8 @@
         ├── NotFound                     404 not-found
         ├── Conflict                     409 conflict
         ├── PayloadTooLarge              413 payload-too-large   (limit_bytes)
+        ├── UriTooLong                   414 uri-too-long        (limit_bytes)
+        ├── HeaderFieldsTooLarge         431 request-header-fields-too-large
         ├── ValidationFailed             422 validation-error    (errors)
         ├── BudgetExceeded               402 budget-exceeded     (limit_usd, spent_usd, window, reset_at)
         ├── RateLimited                  429 rate-limited        (retry_after_s, limit)
@@ -92,6 +94,18 @@ class PayloadTooLarge(ProblemError):
     status, slug, title = 413, "payload-too-large", "Request body too large"
 
 
+class UriTooLong(ProblemError):
+    """The request path is over ``MULTIAGENT_MAX_PATH_BYTES`` (``limit_bytes``)."""
+
+    status, slug, title = 414, "uri-too-long", "Request URI too long"
+
+
+class HeaderFieldsTooLarge(ProblemError):
+    """The request head is over its limits (``shared/http_limits.py``)."""
+
+    status, slug, title = 431, "request-header-fields-too-large", "Request header fields too large"
+
+
 class ValidationFailed(ProblemError):
     status, slug, title = 422, "validation-error", "Input does not match the schema"
 
@@ -139,6 +153,8 @@ PROBLEM_TYPES: tuple[type[ProblemError], ...] = (
     NotFound,
     Conflict,
     PayloadTooLarge,
+    UriTooLong,
+    HeaderFieldsTooLarge,
     ValidationFailed,
     BudgetExceeded,
     RateLimited,

@@ -37,7 +37,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shared.errors import ConfigurationError
+from shared.errors import ConfigurationError, HeaderFieldsTooLarge, Unavailable, UriTooLong
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -50,9 +50,9 @@ log = logging.getLogger("multiagent.http")
 # generation); link-local is not routable, so only the platform can be that peer.
 CLOUD_RUN_FRONT_END = ("169.254.0.0/16",)
 
-HEADERS_TOO_LARGE = (431, "request-header-fields-too-large", "Request header fields too large")
-URI_TOO_LONG = (414, "uri-too-long", "Request URI too long")
-UNAVAILABLE = (503, "unavailable", "A dependency is unavailable")
+HEADERS_TOO_LARGE = (HeaderFieldsTooLarge.status, HeaderFieldsTooLarge.slug, HeaderFieldsTooLarge.title)
+URI_TOO_LONG = (UriTooLong.status, UriTooLong.slug, UriTooLong.title)
+UNAVAILABLE = (Unavailable.status, Unavailable.slug, Unavailable.title)
 _REASONS = {413: b"Payload Too Large", 414: b"URI Too Long", 431: b"Request Header Fields Too Large",
             503: b"Service Unavailable"}
 

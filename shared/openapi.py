@@ -110,6 +110,7 @@ PROBLEM_EXTRAS: dict[str, dict[str, Any]] = {
         "limit": {"type": "string", "description": "The exhausted limit, e.g. `60 requests/min`."},
     },
     "unavailable": {"retry_after_s": {"type": "integer", "description": "Seconds to wait; same as `Retry-After`."}},
+    "uri-too-long": {"limit_bytes": {"type": "integer", "description": "The path limit, bytes."}},
 }
 
 PROBLEM_WHEN: dict[str, str] = {
@@ -120,6 +121,9 @@ PROBLEM_WHEN: dict[str, str] = {
     "not-found": "Unknown team, operation or path.",
     "conflict": "A call with the same `Idempotency-Key` is still in progress; retry shortly.",
     "payload-too-large": "The body is over the configured limit (default 256 KiB).",
+    "uri-too-long": "The request path is over the configured limit (default 8 KiB).",
+    "request-header-fields-too-large": "The request head is over its limits (default 32 KiB in all, 8 KiB per "
+                                       "header, 100 headers); may also be refused before the app.",
     "validation-error": "The input does not match the operation's schema.",
     "budget-exceeded": "The call could cost more than what is left of the day's or month's budget. "
                        "Retrying cannot help before `reset_at` (`x-should-retry: false`).",
@@ -239,7 +243,8 @@ def _problems(*slugs: str) -> dict[str, Any]:
 
 
 OPERATION_PROBLEMS = ("invalid-json", "unauthenticated", "budget-exceeded", "forbidden", "not-found", "conflict",
-                      "payload-too-large", "validation-error", "rate-limited", "model-error", "unavailable", "timeout")
+                      "payload-too-large", "uri-too-long", "request-header-fields-too-large", "validation-error",
+                      "rate-limited", "model-error", "unavailable", "timeout")
 
 
 def _json(schema: dict[str, Any], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -12,15 +12,9 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any
 
-from shared.errors import ProblemError
+from shared.errors import UriTooLong
 
 MAX_LOGGED_PATH_CHARS = 256
-
-
-class UriTooLong(ProblemError):
-    """414: the request path is over ``MULTIAGENT_MAX_PATH_BYTES`` (``limit_bytes``)."""
-
-    status, slug, title = 414, "uri-too-long", "Request URI too long"
 
 
 def path_bytes(scope: MutableMapping[str, Any]) -> int:
