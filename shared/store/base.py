@@ -458,6 +458,10 @@ class Store(Protocol):
         version ``expected_version + 1`` (and setting ``run.version``). False, with nothing
         written, when the version moved on or the run does not exist."""
 
+    def list_runs(self, tenant_id: str, limit: int = 50, before: str | None = None) -> list[RunRecord]:
+        """The tenant's runs created strictly before ``before`` (a ``created_at``; None: all),
+        newest first (``created_at`` then ``id``, descending), at most ``limit``."""
+
     def charge_run_reservations(self, tenant_id: str, run_id: str) -> int:
         """Charge unsettled (as :meth:`reclaim_expired` does) every live reservation that
         holds the run's budget window (``run:<run id>``), e.g. those a crashed or cancelled

@@ -1319,6 +1319,22 @@ class DynamoDBStore:
         run.version, run.updated_at = expected_version + 1, data["updated_at"]
         return True
 
+    def list_runs(self, tenant_id: str, limit: int = 50, before: str | None = None) -> list[RunRecord]:
+        """Newest first, strictly before ``before``: one (paged) Query of the tenant's ``RUN#``
+        items, sorted here by ``created_at`` (a run's sort key is its random id, and runs
+        expire after 30 days, so a tenant has few enough to read them all)."""
+        if limit <= 0:
+            return []
+        items = self._query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :run)",
+            ExpressionAttributeValues={":pk": _s(f"T#{tenant_id}"), ":run": _s("RUN#")},
+            ConsistentRead=True,
+        )
+        runs = [RunRecord(**json.loads(i["data"]["S"])) for i in items]
+        runs = [r for r in runs if before is None or r.created_at < before]
+        runs.sort(key=lambda r: (r.created_at, r.id), reverse=True)
+        return runs[:limit]
+
     def charge_run_reservations(self, tenant_id: str, run_id: str) -> int:
         """Charge unsettled the tenant's reservations whose windows include ``run:<run_id>``."""
         key = f"run:{run_id}"

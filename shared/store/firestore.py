@@ -23,7 +23,7 @@ leading ``__`` too, as Firestore reserves ``__...__`` names)::
       notes/{note_id}, tickets/{ticket_id} the record's fields (created_at is ordered on)
       idempotency/{key}                    body_hash, expires_at, response (JSON), ttl
       markers/{marker}                     expires_at, ttl
-      runs/{run_id}, sessions/{id}         data (JSON), ver, ttl
+      runs/{run_id}, sessions/{id}         data (JSON), ver, ttl (a run also created_at, which is ordered on)
 
 ``ttl`` is a Timestamp for a Firestore TTL policy, which the deployment enables per
 collection group (``gcloud firestore fields ttls update ttl --collection-group=budget
@@ -1261,12 +1261,13 @@ class FirestoreStore:
 
 
     # orchestrated runs and sessions: one document each, versioned under a precondition -------
-    def _versioned_write(self, ref: Any, data: dict[str, Any], expected: int, ttl_at: float) -> bool:
+    def _versioned_write(self, ref: Any, data: dict[str, Any], expected: int, ttl_at: float,
+                         fields: dict[str, Any] | None = None) -> bool:
         """Write ``data`` at version ``expected + 1`` iff the stored version is ``expected``
         (0: the document must not exist). The version is compared on a read and the write
         carries that read's update time as its precondition, so a concurrent writer in
         between makes the commit fail and the comparison is made again."""
-        doc = {"data": json.dumps(data), "ver": expected + 1}
+        doc = {"data": json.dumps(data), "ver": expected + 1, **(fields or {})}
         if ttl_at:
             doc["ttl"] = _ts(ttl_at)
         deadline = time.monotonic() + CONTENTION_DEADLINE_S
@@ -1292,7 +1293,8 @@ class FirestoreStore:
     def put_run(self, run: RunRecord) -> None:
         """Store a new run at version 1 (KeyError when the id exists)."""
         run.version = 1
-        if not self._versioned_write(self._sub(run.tenant_id, "runs", run.id), dict(run.__dict__), 0, run.expires_at):
+        if not self._versioned_write(self._sub(run.tenant_id, "runs", run.id), dict(run.__dict__), 0, run.expires_at,
+                                     {"created_at": run.created_at}):
             raise KeyError(run.id)
 
     def get_run(self, tenant_id: str, run_id: str) -> RunRecord | None:
@@ -1306,10 +1308,25 @@ class FirestoreStore:
             return False
         data = {**run.__dict__, "version": expected_version + 1, "updated_at": now_iso()}
         if not self._versioned_write(self._sub(run.tenant_id, "runs", run.id), data, expected_version,
-                                     run.expires_at):
+                                     run.expires_at, {"created_at": run.created_at}):
             return False
         run.version, run.updated_at = expected_version + 1, data["updated_at"]
         return True
+
+    def list_runs(self, tenant_id: str, limit: int = 50, before: str | None = None) -> list[RunRecord]:
+        """Newest first, strictly before ``before``: ``runs`` ordered by ``created_at`` (a
+        single-field index; ties by document id, i.e. run id, descending)."""
+        from google.cloud.firestore import FieldFilter, Query
+
+        if limit <= 0:
+            return []
+        query = self._tenant(tenant_id).collection("runs")
+        if before is not None:
+            query = query.where(filter=FieldFilter("created_at", "<", before))
+        query = query.order_by("created_at", direction=Query.DESCENDING).limit(limit)
+        runs = [RunRecord(**json.loads(s.to_dict()["data"])) for s in self._query(query)]
+        runs.sort(key=lambda r: (r.created_at, r.id), reverse=True)
+        return runs
 
     def charge_run_reservations(self, tenant_id: str, run_id: str) -> int:
         """Charge unsettled the tenant's reservations whose windows include ``run:<run_id>``."""

@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS idempotency (tenant_id TEXT NOT NULL, key TEXT NOT NU
     expires_at REAL NOT NULL, response TEXT, PRIMARY KEY (tenant_id, key));
 CREATE TABLE IF NOT EXISTS runs (tenant_id TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
     data TEXT NOT NULL, PRIMARY KEY (tenant_id, id));
+CREATE INDEX IF NOT EXISTS runs_tenant_created ON runs (tenant_id, json_extract(data, '$.created_at'));
 CREATE TABLE IF NOT EXISTS sessions (tenant_id TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
     data TEXT NOT NULL, PRIMARY KEY (tenant_id, id));
 """
@@ -515,6 +516,17 @@ class SQLiteStore:
         if changed:
             run.version, run.updated_at = expected_version + 1, data["updated_at"]
         return bool(changed)
+
+    def list_runs(self, tenant_id: str, limit: int = 50, before: str | None = None) -> list[RunRecord]:
+        """Newest first, strictly before ``before`` (``created_at`` is read from the JSON document)."""
+        if limit <= 0:
+            return []
+        rows = self._read(
+            "SELECT data FROM runs WHERE tenant_id = ? AND json_extract(data, '$.created_at') < ? "
+            "ORDER BY json_extract(data, '$.created_at') DESC, id DESC LIMIT ?",
+            (tenant_id, before or "\uffff", limit),
+        )
+        return [RunRecord(**json.loads(r[0])) for r in rows]
 
     def charge_run_reservations(self, tenant_id: str, run_id: str) -> int:
         """Charge the reservations holding ``run:<run_id>`` unsettled."""

@@ -294,6 +294,35 @@ def test_runs_round_trip_and_optimistic_version(store):
     assert store.update_run(RunRecord(id="run_missing", tenant_id=t.id), 0) is False
 
 
+def test_runs_are_listed_per_tenant_newest_first_with_paging(store):
+    # given five runs of a tenant (two created at the same instant) and one of another tenant
+    t, other = tenant(store), tenant(store, name="other")
+    times = ["2026-01-01T00:00:01.000000Z", "2026-01-01T00:00:02.000000Z", "2026-01-01T00:00:03.000000Z",
+             "2026-01-01T00:00:03.000000Z", "2026-01-01T00:00:04.000000Z"]
+    runs = [RunRecord(id=f"run_{i}{new_id('x')[2:10]}", tenant_id=t.id, data={"task": f"t{i}"}, created_at=at,
+                      expires_at=FAR) for i, at in enumerate(times)]
+    for run in reversed(runs):  # stored out of order: the listing sorts by creation
+        store.put_run(run)
+    store.put_run(RunRecord(id=new_id("run"), tenant_id=other.id, created_at="2026-01-01T00:00:05.000000Z",
+                            expires_at=FAR))
+    # and an update of the oldest one (its updated_at moves, its created_at does not)
+    oldest = store.get_run(t.id, runs[0].id)
+    oldest.status = "succeeded"
+    assert store.update_run(oldest, 1)
+    # when listed
+    listed = store.list_runs(t.id)
+    expected = sorted(runs, key=lambda r: (r.created_at, r.id), reverse=True)
+    # then newest first (ties by id, descending), only the tenant's, with their documents
+    assert [r.id for r in listed] == [r.id for r in expected]
+    assert listed[-1].status == "succeeded" and listed[-1].data == {"task": "t0"} and listed[-1].version == 2
+    # and a limit and a `before` (a created_at, strictly) page through them
+    assert [r.id for r in store.list_runs(t.id, 2)] == [r.id for r in expected[:2]]
+    assert [r.id for r in store.list_runs(t.id, 10, "2026-01-01T00:00:03.000000Z")] == [runs[1].id, runs[0].id]
+    assert [r.id for r in store.list_runs(t.id, 1, "2026-01-01T00:00:02.000000Z")] == [runs[0].id]
+    assert store.list_runs(t.id, 10, "2026-01-01T00:00:01.000000Z") == []
+    assert store.list_runs(tenant(store, name="empty").id) == []
+
+
 def test_run_reservations_are_charged_by_run(store):
     # given two reservations of a run and one of another call
     t = tenant(store)
