@@ -87,6 +87,8 @@ def operation_body(call: AgentCall, output: dict[str, Any], duration_ms: float) 
     guard, team, op = call.guard, call.team_def, call.operation_def
     assert guard is not None and team is not None and op is not None
     model = guard.models[-1] if guard.models else (call.model or team.model)
+    if call.settings.model_provider == "simulated" and not model.startswith("simulated:"):
+        model = "simulated:" + model  # simulated money is labelled so (shared/models/simulated.py)
     usage = Usage(guard.usage.input_tokens, guard.usage.output_tokens)
     usage += call.nested.usage
     body: dict[str, Any] = {

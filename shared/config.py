@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 from shared.errors import ConfigurationError
 
-PROVIDERS = ("anthropic", "bedrock", "vertex", "offline")
+PROVIDERS = ("anthropic", "bedrock", "vertex", "offline", "simulated")
 SECRET_BACKENDS = ("env", "gcp", "aws")
 TEAM_AUTH = ("none", "google-id-token")  # platform identity on gateway -> team hops (shared/hops)
 

@@ -44,6 +44,7 @@ PRICES: dict[str, Price] = {
     "offline": Price(0.0, 0.0, 0.0, 0.0),
 }
 
+SIMULATED_PREFIX = "simulated:"  # shared/models/simulated.py: a real model's price, no real bill
 
 
 def base_model_name(model: str) -> str:
@@ -51,9 +52,11 @@ def base_model_name(model: str) -> str:
 
     Dated ids (``claude-sonnet-4-5-20250929``), Bedrock ids
     (``us.anthropic.claude-sonnet-4-5-20250929-v1:0``) and Vertex ids
-    (``claude-sonnet-4-5@20250929``) share the base name's price.
+    (``claude-sonnet-4-5@20250929``) share the base name's price, and so does the
+    simulated provider's ``simulated:<model>`` (billed as ``<model>`` would be).
     """
     name = model.strip().lower()
+    name = name.removeprefix(SIMULATED_PREFIX)
     name = re.sub(r"^(?:[a-z]{2,4}\.)?anthropic\.", "", name)
     name = re.sub(r"(?:-v\d+(?::\d+)?)$", "", name)
     name = re.sub(r"(?:[-@]\d{8})$", "", name)

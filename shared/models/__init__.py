@@ -8,7 +8,11 @@ __all__ = ["ModelProvider", "ModelRequest", "ModelResponse", "Usage", "open_prov
 
 
 def open_provider(name: str, api_key: str | None = None, banner: bool = True) -> ModelProvider:
-    """Build the provider ``name`` (anthropic, bedrock, vertex, offline)."""
+    """Build the provider ``name`` (anthropic, bedrock, vertex, offline, simulated)."""
+    if name == "simulated":
+        from shared.models.simulated import SimulatedProvider
+
+        return SimulatedProvider(banner=banner)
     if name == "offline":
         from shared.models.offline import OfflineProvider
 
