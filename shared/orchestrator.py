@@ -66,7 +66,7 @@ PLANNER_MAX_TOKENS = 2048
 SYNTHESIS_MAX_TOKENS = 2048
 RESULT_CHARS = 4_000  # of one step's result, as shown to a dependent step or the synthesis
 RUN_TTL_S = 30 * 86_400
-TERMINAL = ("succeeded", "failed", "cancelled")
+TERMINAL = ("succeeded", "partial", "failed", "cancelled")
 STEP_DONE = ("succeeded", "failed", "refused", "cancelled", "skipped")
 
 
@@ -147,6 +147,31 @@ def public_run(run: RunRecord) -> dict[str, Any]:
     if d.get("synthesis"):
         body["synthesis"] = d["synthesis"]
     return body
+
+
+def run_summary(run: RunRecord) -> dict[str, Any]:
+    """One item of ``GET /v1/runs``: the run without its plan, answer and step outputs
+    (``GET /v1/runs/{id}`` has them)."""
+    body = public_run(run)
+    del body["plan"], body["answer"]
+    body["steps"] = [{k: s[k] for k in ("id", "team", "operation", "status")} for s in body["steps"]]
+    body.pop("synthesis", None)
+    return body
+
+
+def list_page(store: Store, tenant_id: str, limit: int,
+              before: str | None) -> tuple[list[RunRecord], str | None]:
+    """One page of ``GET /v1/runs``, newest first, and the ``next`` cursor ``CREATED_AT|ID``
+    of the last run returned (runs created at the same instant are neither skipped nor
+    repeated across pages; a bare ``CREATED_AT`` is accepted too)."""
+    cursor_at, cursor_id = (before.split("|", 1) + [""])[:2] if before else ("", "")
+    bound = cursor_at + "~" if cursor_id else (cursor_at or None)  # "AT~" sorts after every run at AT
+    runs = store.list_runs(tenant_id, limit + 1 + (16 if cursor_id else 0), bound)
+    if cursor_id:
+        runs = [r for r in runs if not (r.created_at == cursor_at and r.id >= cursor_id)]
+    more = len(runs) > limit
+    runs = runs[:limit]
+    return runs, (f"{runs[-1].created_at}|{runs[-1].id}" if more and runs else None)
 
 
 # -- planning -------------------------------------------------------------------------------
@@ -310,6 +335,29 @@ def fallback_answer(run: RunRecord) -> str:
     return "\n".join(parts)
 
 
+def run_outcome(data: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+    """How a run that went through all its phases ended, from its steps: ``succeeded`` when
+    every step succeeded, ``partial`` when some did and others failed, were refused, skipped
+    or cancelled, ``failed`` when none succeeded (or the plan had no step). A failed run
+    gets an ``error``: the first step's problem (its type and status, so a client sees e.g.
+    ``budget-exceeded``) with a detail naming every step, or the planner's problem."""
+    steps: list[dict[str, Any]] = data.get("steps") or []
+    ok = [s for s in steps if s.get("status") == "succeeded"]
+    if steps and len(ok) == len(steps):
+        return "succeeded", None
+    if ok:
+        return "partial", None
+    if not steps:
+        plan_error = (data.get("plan") or {}).get("error")
+        if plan_error:
+            return "failed", {**plan_error, "detail": f"the plan failed: {plan_error.get('detail', '')}"}
+        return "failed", ProblemError("the plan had no step the run could execute").to_problem()
+    summary = "; ".join(f"{s['id']} {s.get('status')} ({(s.get('error') or {}).get('status', '-')} "
+                        f"{(s.get('error') or {}).get('title', s.get('note') or '')})".rstrip() for s in steps)
+    first = next((s["error"] for s in steps if s.get("error")), None) or ProblemError("no step succeeded").to_problem()
+    return "failed", {**first, "detail": f"no step succeeded: {summary}"[:2_000]}
+
+
 # -- execution --------------------------------------------------------------------------------
 class RunExecutor:
     """Executes one run that this instance holds the lease of (see the module docstring)."""
@@ -414,7 +462,9 @@ class RunExecutor:
                     if d["phase"] == "steps":
                         await self._run_steps()
                     await self._synthesize()
-                self.run.status = "succeeded"
+                self.run.status, error = run_outcome(d)
+                if error:
+                    d["error"] = error
             except TimeoutError:
                 for s in d["steps"]:
                     if s["status"] not in STEP_DONE:
@@ -461,7 +511,7 @@ class RunExecutor:
                 return
             await _store(self.deps.store.charge_run_reservations, self.tenant.id, self.run.id)
         session_id = d.get("session_id")
-        if session_id and d.get("answer") and self.run.status == "succeeded":
+        if session_id and d.get("answer") and self.run.status in ("succeeded", "partial"):
             from shared.sessions import append_turn
 
             await append_turn(self.deps.store, self.tenant.id, session_id, f"run: {d['task']}", d["answer"],
@@ -727,4 +777,4 @@ def check_request(catalog: Catalog, tenant: Tenant, body: Any) -> dict[str, Any]
 
 
 __all__ = ["OrchestratorDeps", "RunExecutor", "StepCaller", "cancel", "check_request", "claim", "new_run",
-           "public_run", "validate_plan"]
+           "list_page", "public_run", "run_outcome", "run_summary", "validate_plan"]

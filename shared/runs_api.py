@@ -249,6 +249,24 @@ def run_routes(runtime: Runtime, serve_mode: bool) -> list[Route]:
             return event_stream(work, request.state.request_id, headers=location(run))
         return JSONResponse(orc.public_run(await execute(executor)), headers=location(run))
 
+    async def list_runs(request: Request) -> Response:
+        from shared.errors import ValidationFailed
+
+        orc, _ = orchestration()
+        tenant = await authenticate(runtime, request)
+        raw_limit, before = request.query_params.get("limit", "20"), request.query_params.get("before")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 200:
+            raise ValidationFailed("limit: must be a whole number from 1 to 200",
+                                   errors=[{"loc": ["query", "limit"], "msg": "must be a whole number from 1 to 200"}])
+        if before is not None and not 0 < len(before) <= 200:
+            raise ValidationFailed("before: must be the `next` of the previous page",
+                                   errors=[{"loc": ["query", "before"], "msg": "must be the `next` of a page"}])
+        runs, cursor = await store_call(orc.list_page, runtime.store, tenant.id, int(raw_limit), before)
+        body: dict[str, Any] = {"runs": [orc.run_summary(r) for r in runs]}
+        if cursor:
+            body["next"] = cursor
+        return JSONResponse(body)
+
     async def get_run(request: Request) -> Response:
         orc, deps = orchestration()
         tenant = await authenticate(runtime, request)
@@ -311,6 +329,7 @@ def run_routes(runtime: Runtime, serve_mode: bool) -> list[Route]:
 
     return [
         Route("/v1/runs", create_run, methods=["POST"]),
+        Route("/v1/runs", list_runs, methods=["GET"]),
         Route("/v1/runs/{run_id}", get_run, methods=["GET"]),
         Route("/v1/runs/{run_id}", delete_run, methods=["DELETE"]),
         Route("/v1/runs/{run_id}/resume", resume_run, methods=["POST"]),

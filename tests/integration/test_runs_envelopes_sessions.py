@@ -105,7 +105,7 @@ async def test_plan_is_validated_dependent_steps_get_results_and_failures_stay_i
         # then the failure is reported in place and the run still answers
         a, b = body["steps"]
         assert a["status"] == "failed" and a["error"]["status"] == 502
-        assert b["status"] == "succeeded" and body["status"] == "succeeded" and body["answer"]
+        assert b["status"] == "succeeded" and body["status"] == "partial" and body["answer"]
         b_request = next(e for e in fake.state.log() if "q2" in json.dumps(e["body"]["messages"]))
         assert "step a failed" in b_request["body"]["messages"][0]["content"]
 
@@ -136,6 +136,9 @@ async def test_a_run_with_max_usd_never_settles_more(tmp_path, model_env, fake):
         body = resp.json()
         assert body["plan"]["error"]["window"] == "run"
         assert [s["status"] for s in body["steps"]] == ["refused"]
+        # and a run none of whose steps succeeded is failed, with the refusal as its error
+        assert body["status"] == "failed" and body["error"]["type"] == "/problems/budget-exceeded", body
+        assert "no step succeeded" in body["error"]["detail"]
         assert body["synthesis"]["fallback"] is True and body["answer"]
         assert run_ledger(app, tenant_id, body["id"]) == []
 
