@@ -342,9 +342,14 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
         return JSONResponse(openapi_cache["doc"])
 
     async def docs(request: Request) -> Response:
-        from shared.openapi import docs_html
+        from shared.observability.docs import docs_page  # page and assets load on the first request only
 
-        return HTMLResponse(docs_html())
+        return docs_page(request)
+
+    async def docs_asset(request: Request) -> Response:
+        from shared.observability.docs import docs_asset
+
+        return docs_asset(request)
 
     async def problem_page(request: Request) -> Response:
         slug = request.path_params["slug"]
@@ -367,6 +372,7 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
         Route("/v1/audit", audit, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
+        Route("/docs/assets/{name}", docs_asset, methods=["GET"]),
         Route("/problems/{slug}", problem_page, methods=["GET"]),
     ]
     for extend in EXTENSIONS:

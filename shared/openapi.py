@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+import shlex
 from collections.abc import Iterable
 from typing import Any
 
@@ -384,7 +386,9 @@ PATH_ITEMS: dict[str, dict[str, Any]] = {
                       **_problems("unauthenticated", "forbidden", "validation-error", "unavailable")}}},
     "/openapi.json": {"get": {"operationId": "openapi", "tags": ["meta"], "summary": "This document.", **_PUBLIC,
                               "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1.")}}},
-    "/docs": {"get": {"operationId": "docs", "tags": ["meta"], "summary": "A browsable page of this document.",
+    "/docs": {"get": {"operationId": "docs", "tags": ["meta"],
+                      "summary": "Interactive docs (Swagger UI): authorize with a key, try any operation from its "
+                                 "example body, copy its curl line.",
                       **_PUBLIC, "responses": {"200": {"description": "HTML.",
                                                        "content": {"text/html": {"schema": {"type": "string"}}}}}}},
     "/problems/{slug}": {"get": {
@@ -443,19 +447,7 @@ PATH_ITEMS: dict[str, dict[str, Any]] = {
                               "content": {"application/json": {"schema": _ref("Run")}, **SSE}},
                       "202": _json(_ref("Run"), "Accepted; poll `Location`.",
                                    {**_id_header(), "location": {"schema": {"type": "string"}}}),
-                      **_problems(*OPERATION_PROBLEMS)}},
-        "get": {"operationId": "list_runs", "tags": ["runs"],
-                "summary": "The calling tenant's runs, newest first (without plans, answers or step outputs).",
-                "parameters": [
-                    {"name": "limit", "in": "query", "required": False,
-                     "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 20}},
-                    {"name": "before", "in": "query", "required": False, "schema": {"type": "string"},
-                     "description": "The `next` of the previous page."}],
-                "responses": {"200": _json({"type": "object", "required": ["runs"], "properties": {
-                    "runs": {"type": "array", "items": _ref("Run")},
-                    "next": {"type": "string", "description": "Pass as `before` to get the next (older) page."}}},
-                    "A page of runs.", _id_header()),
-                    **_problems("unauthenticated", "forbidden", "validation-error", "unavailable")}}},
+                      **_problems(*OPERATION_PROBLEMS)}}},
     "/v1/runs/{run_id}": {
         "parameters": [_RUN_ID],
         "get": {"operationId": "get_run", "tags": ["runs"], "summary": "A run's state.",
@@ -482,6 +474,142 @@ PATH_ITEMS: dict[str, dict[str, Any]] = {
 }
 
 
+# --------------------------------------------------------------------------------------------------------------------
+# Examples and curl lines for /docs (Swagger UI shows them; "Try it out" starts from the example)
+# --------------------------------------------------------------------------------------------------------------------
+
+_MONEY_WORDS = ("amount", "budget", "income", "price", "cost", "balance", "revenue", "salary", "inflow", "outflow",
+                "saving", "spend", "usd", "expense", "value", "payment")
+_NUMBER_WORDS = (("percent", 10), ("year", 5), ("month", 12), ("week", 4), ("day", 30), ("hour", 8), ("rate", 10))
+_TEXT: dict[str, str] = {  # meaningful values for the catalog's most common free-text fields
+    "question": "What are the three biggest risks in our plan to expand to Germany next year?",
+    "audience": "small-business owners", "context": "A 40-person B2B software company growing 30% a year.",
+    "constraints": "Keep it under 300 words; no jargon.", "product": "Acme Invoicing, invoicing software for "
+    "freelancers", "name": "Acme Invoicing", "goals": "Grow paid sign-ups by 20% this quarter.",
+    "goal": "Grow paid sign-ups by 20% this quarter.", "objective": "Cut onboarding time in half.",
+    "tone": "friendly and direct", "company": "Acme Corp, a 40-person B2B software company", "period": "Q3 2025",
+    "problem": "Customers abandon sign-up at the payment step.", "description": "Invoices fail to export as "
+    "PDF for some customers since Monday.", "team": "Platform engineering: 8 engineers who run the billing service.",
+    "project": "Launch of the new customer portal", "language": "Python", "jurisdiction": "England and Wales",
+    "region": "eu-west-1", "cloud": "aws", "target_cloud": "gcp", "deadline": "2025-12-31", "role": "Backend engineer",
+    "title": "Senior backend engineer", "task": "Write a function that removes duplicate emails from a list, "
+    "case-insensitively.", "code": "def add(a, b):\n    return a + b\n", "text": "Our Q3 revenue grew 12% while "
+    "costs fell.", "feature": "Export invoices as PDF", "market": "EU mid-size retailers", "subject": "Our 2026 "
+    "hiring plan", "requirements": "Must support SSO and export to CSV.", "process": "Monthly invoice approval",
+    "ticket_id": "T-1042", "unit": "GB-month", "category": "payroll", "notes": "Customer has been with us 3 years.",
+    "customer_message": "My invoice shows the wrong amount, can you fix it?", "complaint": "The order arrived two "
+    "weeks late and damaged.", "partner": "Globex, a payments provider for European retailers",
+    "proposal": "Bundle our invoicing with their payments at a 10% discount.", "recipient": "Globex's head of "
+    "partnerships, who needs faster invoicing for 2,000 merchants", "offer": "Our invoicing API at $2 per merchant "
+    "a month, 12-month term", "workload": "A web shop with 50k daily users, a Postgres database and nightly reports.",
+    "current_system": "A Django monolith on two VMs with a self-managed Postgres 12 database.",
+    "announcement": "Acme Invoicing now supports recurring invoices.", "organization": "Acme Corp",
+    "situation": "A payment outage stopped checkouts for two hours this morning.", "stakeholders": "customers",
+    "change": "From 1 July, expense reports are filed in the new finance tool.", "messages": "The new export is great, "
+    "thanks!", "schema_description": "orders(id, customer_id, total_usd, created_at); customers(id, name, country)",
+    "design_description": "A landing page with a blue header, one headline, three feature cards and a sign-up button.",
+    "brief": "A campaign that makes invoicing feel effortless for freelancers.", "competencies": "system design",
+    "contract_text": "The Supplier may terminate this Agreement at any time without notice.",
+    "activity": "Storing EU customers' invoices in a US data centre.", "jurisdictions": "EU",
+    "clause_text": "Neither party shall be liable for indirect or consequential damages.",
+    "data_description": "50k labelled support tickets with a category and free text.",
+    "model_purpose": "Route support tickets to the right queue.", "symptoms": "Validation loss rises after epoch 3 "
+    "while training loss keeps falling.", "model": "A 12-layer transformer classifier",
+    "defect_description": "Hairline cracks on 3% of moulded housings.", "process_description": "Manual packing "
+    "station: pick, wrap, box and label, 4 workers per shift.", "target": "freelance designers",
+    "workflow": "Purchase requests are emailed, approved by two managers and typed into the ERP.",
+    "target_users": "freelancers who send 5-50 invoices a month", "updates": "Design done; API 80% complete; "
+    "QA starts next week.", "report": "Clicking Export on an invoice with 200 lines shows a blank page.",
+    "research_question": "Does a free trial raise paid conversion for B2B software?", "claim": "Remote teams are "
+    "more productive than office teams.", "initiative": "Moving all customer data to a new cloud provider.",
+    "risk": "Our only payments provider has an outage.", "drivers": "interest rates", "contact_role": "CFO",
+    "objection": "Your price is higher than our current tool.", "prospect": "Initech, a 200-person accounting firm",
+    "value_proposition": "Invoices sent in one click, paid twice as fast.", "system_description": "A public web API "
+    "with a React front end, a Python back end and a Postgres database.", "config_text": '{"Effect": "Allow", '
+    '"Action": "s3:*", "Resource": "*"}', "decision": "Build or buy a billing system", "options": "build in-house",
+    "item": "Espresso machine model X2", "country": "Germany", "body": "Since the update I cannot log in on my phone.",
+    "issue": "Password reset emails do not arrive.", "resolution": "Add noreply@acme.example to the allow list.",
+    "our_goals": "Reach 1,000 new merchants in 2026.",
+}
+
+
+_SECOND = {"options": "buy an off-the-shelf tool"}  # a list of two needs two different values to read well
+
+
+def _number_example(schema: dict[str, Any], name: str, integer: bool) -> int | float:
+    lname = name.lower()
+    nice: float = 10000 if any(w in lname for w in _MONEY_WORDS) else next(
+        (n for w, n in _NUMBER_WORDS if w in lname), 10)
+    low, high = schema.get("minimum"), schema.get("maximum")
+    xlow, xhigh = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
+    fits = ((low is None or nice >= low) and (high is None or nice <= high) and (xlow is None or nice > xlow)
+            and (xhigh is None or nice < xhigh))
+    if not fits:
+        lo, hi = (low if low is not None else xlow), (high if high is not None else xhigh)
+        if lo is not None and hi is not None:
+            nice = (lo + hi) / 2
+        elif lo is not None:
+            nice = lo + 1
+        elif hi is not None:
+            nice = hi - 1
+    return int(nice) if integer or (float(nice).is_integer() and not isinstance(nice, float)) else nice
+
+
+def _string_example(schema: dict[str, Any], name: str) -> str:
+    formats = {"date": "2025-06-30", "date-time": "2025-06-30T12:00:00Z", "email": "ops@example.com",
+               "uri": "https://example.com", "uuid": "00000000-0000-4000-8000-000000000000"}
+    text = formats.get(schema.get("format", ""), "")
+    described = re.search(r"e\.g\. ['\"`]([^'\"`]+)['\"`]", schema.get("description", ""))
+    text = text or (described.group(1) if described else _TEXT.get(name, ""))
+    text = text or f"Example {name.replace('_', ' ')}" if name != "value" else text or "example"
+    low, high = schema.get("minLength", 0), schema.get("maxLength")
+    text = text + "." * max(0, low - len(text))
+    return text[:high] if high is not None else text
+
+
+def docs_example(schema: dict[str, Any], root: dict[str, Any] | None = None, name: str = "value") -> Any:
+    """A meaningful value valid against a team model's JSON Schema, for the docs: the schema's own example or
+    default when it has one, the first enum value, required members only, money-like numbers as 10000, and
+    strings from the field's ``e.g. '...'`` description or a table of common field names."""
+    root = root or schema
+    if "$ref" in schema:
+        return docs_example(root.get("$defs", {})[schema["$ref"].split("/")[-1]], root, name)
+    if schema.get("examples"):
+        return schema["examples"][0]
+    for key in ("example", "const"):
+        if key in schema:
+            return schema[key]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in schema:
+            options = [s for s in schema[key] if s.get("type") != "null"] or schema[key]
+            return docs_example(options[0], root, name)
+    kind = schema.get("type", "object")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "string")
+    if kind == "object":
+        props: dict[str, Any] = schema.get("properties", {})
+        keep = [k for k in props if k in schema.get("required", [])] or list(props)
+        return {key: docs_example(props[key], root, key) for key in keep}
+    if kind == "array":
+        count = max(1, schema.get("minItems", 1))
+        items = [docs_example(schema.get("items", {}), root, name) for _ in range(count)]
+        return [_SECOND.get(name, item) if i == 1 else item for i, item in enumerate(items)]
+    if kind == "boolean":
+        return schema.get("default", True)
+    if kind in ("integer", "number"):
+        return _number_example(schema, name, kind == "integer")
+    return _string_example(schema, name)
+
+
+def curl_line(path: str, body: Any) -> str:
+    """The shell command that calls ``path`` with ``body`` (``MULTIAGENT_API_URL`` / ``MULTIAGENT_API_KEY``, as the
+    CLI and the SDKs read them)."""
+    return (f'curl -s "$MULTIAGENT_API_URL{path}" -H "Authorization: Bearer $MULTIAGENT_API_KEY" '
+            f"-H 'content-type: application/json' -d {shlex.quote(json.dumps(body))}")
+
+
 def _operation_item(team: str, op: Any, input_name: str, output_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     result = {"type": "object", "required": ["id", "team", "operation", "output", "model", "usage", "duration_ms"],
               "properties": {
@@ -489,6 +617,7 @@ def _operation_item(team: str, op: Any, input_name: str, output_name: str) -> tu
                   "team": {"type": "string", "const": team}, "operation": {"type": "string", "const": op.name},
                   "output": _ref(output_name), "model": {"type": "string"}, "usage": _ref("Usage"),
                   "duration_ms": {"type": "number"}}}
+    example = docs_example(op.input_schema())
     headers = {
         "x-request-id": _ref("XRequestId", "headers"),
         "x-budget-remaining-usd": _ref("XBudgetRemainingUsd", "headers"),
@@ -499,10 +628,12 @@ def _operation_item(team: str, op: Any, input_name: str, output_name: str) -> tu
     return {"post": {
         "operationId": f"{team.replace('-', '_')}__{op.name}",
         "tags": [team], "summary": op.description,
+        "description": f"{op.description}\n\n```sh\n{curl_line(f'/v1/teams/{team}/{op.name}', example)}\n```",
         "x-team": team, "x-operation": op.name,
         "parameters": [_ref("IdempotencyKey", "parameters"), _ref("SessionId", "parameters"),
                        _ref("RequestId", "parameters"), _ref("Envelope", "parameters")],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(input_name)}}},
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(input_name),
+                                                                           "example": example}}},
         "responses": {"200": {"description": "The operation's output (events with `Accept: text/event-stream`).",
                               "headers": headers,
                               "content": {"application/json": {"schema": _ref(f"{pascal(team)}{pascal(op.name)}"
@@ -594,34 +725,3 @@ def export_document(catalog: Catalog | None = None, version: str | None = None) 
 def dumps(document: dict[str, Any]) -> str:
     """The stable text form of the document (what ``export openapi`` writes)."""
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-
-
-def docs_html() -> str:
-    """A dependency-free docs page listing every operation from ``/openapi.json``."""
-    return """<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>multiagent-framework API</title><style>body{font:15px system-ui;margin:2rem auto;max-width:60rem;padding:0 1rem}
-code{background:#f3f3f3;padding:0 .3em}details{margin:.4rem 0}pre{background:#f7f7f7;padding:.6rem;overflow:auto}
-h2{margin-top:2rem;border-bottom:1px solid #ddd}</style>
-</head><body><h1>multiagent-framework API</h1><p>Machine-readable: <a href="/openapi.json">/openapi.json</a>.
-Authenticate with <code>Authorization: Bearer KEY</code> or <code>x-api-key: KEY</code>. Errors are
-<code>application/problem+json</code>.</p><div id="ops">Loading…</div><script>
-const pre=(label,obj)=>{const p=document.createElement('pre');p.textContent=label+JSON.stringify(obj,null,2);return p;};
-const named=(schemas,ref)=>schemas[ref.split('/').pop()];
-fetch('/openapi.json').then(r=>r.json()).then(doc=>{
-const el=document.getElementById('ops');el.textContent='';const schemas=doc.components.schemas;const groups={};
-for(const [path,item] of Object.entries(doc.paths)){for(const [method,op] of Object.entries(item)){
-if(typeof op!=='object'||!op.responses)continue;const tag=(op.tags||['other'])[0];
-(groups[tag]=groups[tag]||[]).push([path,method,op]);}}
-for(const [tag,ops] of Object.entries(groups)){
-const h=document.createElement('h2');h.textContent=tag;el.append(h);
-for(const [path,method,op] of ops){
-const d=document.createElement('details');const s=document.createElement('summary');
-const c=document.createElement('code');c.textContent=method.toUpperCase()+' '+path;
-s.append(c,' ',op.summary||'');d.append(s);
-const ref=op.requestBody&&op.requestBody.content['application/json'].schema.$ref;
-if(ref)d.append(pre('input: ',named(schemas,ref)));
-const ok=op.responses['200']&&op.responses['200'].content&&op.responses['200'].content['application/json'];
-const res=ok&&ok.schema.$ref&&named(schemas,ok.schema.$ref);
-if(res&&res.properties&&res.properties.output)d.append(pre('output: ',named(schemas,res.properties.output.$ref)));
-const codes=document.createElement('p');codes.textContent='responses: '+Object.keys(op.responses).join(', ');
-d.append(codes);el.append(d);}}});</script></body></html>"""
