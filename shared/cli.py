@@ -229,15 +229,22 @@ def cmd_usage(args: argparse.Namespace) -> int:
     def text(d: dict[str, Any]) -> str:
         lines = []
         for r in d["usage"]:
+            # MULTIAGENT_MODEL_PROVIDER=simulated: real budgets, offline answers, nobody billed
+            simulated = any(row["model"].startswith("simulated:") for row in r["by_model"])
             lines.append(f"{r['tenant_id']}: today ${r['spent_usd']['day']:.6f} of ${r['limits']['daily_usd']:.2f}, "
-                         f"month ${r['spent_usd']['month']:.6f} of ${r['limits']['monthly_usd']:.2f}")
+                         f"month ${r['spent_usd']['month']:.6f} of ${r['limits']['monthly_usd']:.2f}"
+                         + ("  (simulated)" if simulated else ""))
+            if simulated:
+                lines.append("  simulated: spend of MULTIAGENT_MODEL_PROVIDER=simulated (offline answers at the "
+                             "team's model price, counted against the budget; no provider billed it)")
             if r["unsettled_usd"]["month"]:
                 lines.append(f"  unsettled (charged at worst case, outcome unknown): today "
                              f"${r['unsettled_usd']['day']:.6f}, month ${r['unsettled_usd']['month']:.6f}")
             for table, key in (("by_day", "day"), ("by_team", "team"), ("by_model", "model")):
                 if r[table]:
                     lines.append(f"  by {key}:")
-                    lines += [f"    {row[key]:<24} {row['calls']:>5} calls  {row['input_tokens']:>9} in  "
+                    width = max(24, *(len(row[key]) for row in r[table]))
+                    lines += [f"    {row[key]:<{width}} {row['calls']:>5} calls  {row['input_tokens']:>9} in  "
                               f"{row['output_tokens']:>8} out  ${row['cost_usd']:.6f}"
                               + (f"  (${row['unsettled_usd']:.6f} unsettled)" if row["unsettled_usd"] else "")
                               for row in r[table]]

@@ -204,7 +204,20 @@
     budgetWindows($("budget"), u.windows, th);
     renderSpend(u);
   }
+  // MULTIAGENT_MODEL_PROVIDER=simulated bills its ledger rows as "simulated:<model>": say so by the money
+  function markSimulated(byModel) {
+    const simulated = byModel.some((r) => String(r.model || "").startsWith("simulated:"));
+    let badge = $("simulated-badge");
+    if (!badge) {
+      badge = h("span", { id: "simulated-badge", class: "badge warn", "data-testid": "simulated-badge",
+        text: "simulated costs", title: "Spend from the simulated model: offline answers billed at the team's "
+          + "model price, counted against real budgets; no model provider charged anything." });
+      $("scope").after(badge);
+    }
+    badge.hidden = !simulated;
+  }
   function renderSpend(u) {
+    markSimulated(u.by_model || []);
     remember($("spend-day"), () => spendPerDay($("spend-day"), u.by_day || []));
     const teams = (u.by_team || []).slice().sort((a, b) => b.cost_usd - a.cost_usd);
     remember($("spend-team"), () => hbars($("spend-team"), teams.map((t) => ({ key: t.team, value: t.cost_usd,
