@@ -447,7 +447,19 @@ PATH_ITEMS: dict[str, dict[str, Any]] = {
                               "content": {"application/json": {"schema": _ref("Run")}, **SSE}},
                       "202": _json(_ref("Run"), "Accepted; poll `Location`.",
                                    {**_id_header(), "location": {"schema": {"type": "string"}}}),
-                      **_problems(*OPERATION_PROBLEMS)}}},
+                      **_problems(*OPERATION_PROBLEMS)}},
+        "get": {"operationId": "list_runs", "tags": ["runs"],
+                "summary": "The calling tenant's runs, newest first (without plans, answers or step outputs).",
+                "parameters": [
+                    {"name": "limit", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 20}},
+                    {"name": "before", "in": "query", "required": False, "schema": {"type": "string"},
+                     "description": "The `next` of the previous page."}],
+                "responses": {"200": _json({"type": "object", "required": ["runs"], "properties": {
+                    "runs": {"type": "array", "items": _ref("Run")},
+                    "next": {"type": "string", "description": "Pass as `before` to get the next (older) page."}}},
+                    "A page of runs.", _id_header()),
+                    **_problems("unauthenticated", "forbidden", "validation-error", "unavailable")}}},
     "/v1/runs/{run_id}": {
         "parameters": [_RUN_ID],
         "get": {"operationId": "get_run", "tags": ["runs"], "summary": "A run's state.",
