@@ -27,7 +27,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.config import Settings
@@ -361,6 +361,7 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
         raise NotFound(f"no problem type {slug!r}")
 
     async def not_found(request: Request) -> Response:
+        _refuse_method(request)  # the catch-all also takes known paths asked with another method
         raise NotFound(f"no route for {request.method} {request.url.path}")
 
     routes = [
@@ -377,7 +378,7 @@ def create_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> S
     ]
     for extend in EXTENSIONS:
         routes.extend(extend(runtime, serve_mode))
-    routes.append(Route("/{path:path}", not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]))
+    routes.append(Route(CATCH_ALL, not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]))
 
     middleware = [Middleware(ErrorBoundary, max_path_bytes=settings.max_path_bytes)]
     middleware += [factory(runtime) for factory in MIDDLEWARE_EXTENSIONS]
@@ -409,7 +410,39 @@ async def _not_found_handler(request: Request, exc: Exception) -> Response:
     raise NotFound(f"no route for {request.method} {request.url.path}")
 
 
+CATCH_ALL = "/{path:path}"
+
+
+class MethodNotAllowed(ProblemError):
+    """405 ``method-not-allowed``: a known path asked with another method; ``Allow`` lists those it serves."""
+
+    status, slug, title = 405, "method-not-allowed", "Method not allowed"
+
+    def __init__(self, detail: str, allow: list[str]) -> None:
+        super().__init__(detail)
+        self.allow = allow
+
+    def headers(self) -> dict[str, str]:
+        return {"allow": ", ".join(self.allow)}
+
+
+def _refuse_method(request: Request) -> None:
+    """Raise :class:`MethodNotAllowed` when a route other than the catch-all serves this path."""
+    allowed: set[str] = set()
+    for route in request.app.routes:
+        if getattr(route, "path", None) == CATCH_ALL:
+            continue
+        match, _ = route.matches(request.scope)  # PARTIAL: the path matches, the method does not
+        if match is not Match.NONE:
+            allowed |= getattr(route, "methods", None) or set()
+    if allowed:
+        allow = sorted(allowed)
+        raise MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}; use {', '.join(allow)}",
+                               allow=allow)
+
+
 async def _method_handler(request: Request, exc: Exception) -> Response:
+    _refuse_method(request)
     raise NotFound(f"{request.method} is not served on {request.url.path}")
 
 

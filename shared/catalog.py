@@ -13,11 +13,12 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+import typing
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from shared.errors import ConfigurationError, NotFound
 
@@ -29,6 +30,8 @@ _KEBAB = re.compile(r"^[a-z][a-z0-9-]*$")
 class AskInput(BaseModel):
     """Input of the generic ``ask`` operation every team has."""
 
+    model_config = ConfigDict(extra="forbid")
+
     question: str = Field(min_length=1, max_length=20_000, description="What you want the team to answer.")
 
 
@@ -38,9 +41,51 @@ class AskOutput(BaseModel):
     answer: str = Field(description="The team's answer, in plain prose.")
 
 
+def _nested_models(model: type[BaseModel]) -> list[type[BaseModel]]:
+    """``model`` and every model its fields reach (through lists, unions, dicts...), dependencies first."""
+    order: list[type[BaseModel]] = []
+
+    def visit(cls: type[BaseModel]) -> None:
+        if cls in order:
+            return
+        order.append(cls)  # before its fields: a recursive model stops here
+        for info in cls.model_fields.values():
+            stack: list[Any] = [info.annotation]
+            while stack:
+                tp = stack.pop()
+                if isinstance(tp, type) and issubclass(tp, BaseModel):
+                    visit(tp)
+                else:
+                    stack.extend(typing.get_args(tp))
+        order.append(order.pop(order.index(cls)))  # after what it depends on
+
+    visit(model)
+    return order
+
+
+def forbid_extra_fields(model: type[BaseModel]) -> None:
+    """Make ``model`` and every model nested in it refuse unknown fields (``extra="forbid"``).
+
+    Operation inputs get this from :class:`Operation`, so a team module declares plain
+    ``BaseModel`` classes and a misspelt field (``horizon`` for ``horizon_years``) is a 422
+    naming it, never silently dropped; the JSON Schema says ``additionalProperties: false``.
+    """
+    changed = False
+    for cls in _nested_models(model):
+        if issubclass(cls, RootModel) or cls.model_config.get("extra") == "forbid":
+            continue
+        cls.model_config = {**cls.model_config, "extra": "forbid"}
+        changed = True
+    if changed:
+        for cls in _nested_models(model):  # dependencies first: a parent embeds its fields' validators
+            cls.model_rebuild(force=True)
+
+
 @dataclass(frozen=True)
 class Operation:
-    """One typed operation of a team: ``POST /v1/teams/{team}/{name}``."""
+    """One typed operation of a team: ``POST /v1/teams/{team}/{name}``.
+
+    Its input model (and every model nested in it) refuses unknown fields."""
 
     name: str
     description: str
@@ -48,6 +93,9 @@ class Operation:
     output: type[BaseModel]
     instructions: str = ""
     max_tokens: int = 2048
+
+    def __post_init__(self) -> None:
+        forbid_extra_fields(self.input)
 
     def input_schema(self) -> dict[str, Any]:
         """JSON Schema of the input model (what the API validates and the SDK sees)."""

@@ -85,8 +85,9 @@ def team_schemas(catalog: Catalog) -> tuple[dict[str, Any], dict[tuple[str, str]
                 for def_name, sub in local.items():
                     fixed = _rewrite_refs(sub, renames)
                     fixed["x-source"] = _canonical(sub)
+                    fixed["title"] = renames[def_name]  # generators name classes by title: unique, as the key
                     schemas.setdefault(renames[def_name], fixed)
-                schemas[name] = _rewrite_refs(schema, renames)
+                schemas[name] = {**_rewrite_refs(schema, renames), "title": name}  # not every team's `AskInput`
             names[(team.name, op.name)] = io_names
     for schema in schemas.values():
         schema.pop("x-source", None)
@@ -177,21 +178,28 @@ def _response_name(cls: type[ProblemError]) -> str:
     return pascal(cls.slug)
 
 
+PROBLEM_MEMBERS: dict[str, Any] = {  # the members every problem has
+    "type": {"type": "string", "description": "`/problems/<slug>`, a relative reference to a short explanation page."},
+    "title": {"type": "string"},
+    "status": {"type": "integer"},
+    "detail": {"type": "string", "description": "What happened and what to change."},
+    "instance": {"type": "string"},
+    "request_id": {"type": "string"},
+}
+PROBLEM_REQUIRED = ["type", "title", "status", "detail"]
+
+
 def _problem_components() -> tuple[dict[str, Any], dict[str, Any]]:
+    # Each problem is one flat object (the shared members inlined, `type` and `status` as consts),
+    # not an allOf of `Problem` and a const: generators cannot merge an enum with a const.
+    known = ", ".join(f"`/problems/{p.slug}`" for p in PROBLEM_TYPES)
     schemas: dict[str, Any] = {
         "Problem": {
-            "type": "object",
-            "description": "An RFC 9457 problem. `type` is a relative reference to a short explanation page.",
-            "required": ["type", "title", "status", "detail"],
-            "properties": {
-                "type": {"type": "string", "enum": [f"/problems/{p.slug}" for p in PROBLEM_TYPES] + ["/problems/"
-                                                                                                      "internal"]},
-                "title": {"type": "string"},
-                "status": {"type": "integer"},
-                "detail": {"type": "string", "description": "What happened and what to change."},
-                "instance": {"type": "string"},
-                "request_id": {"type": "string"},
-            },
+            "type": "object", "title": "Problem",
+            "description": "An RFC 9457 problem. `type` is a relative reference to a short explanation page: "
+                           f"{known} or `/problems/internal` (each has its own schema, `<Slug>Problem`).",
+            "required": list(PROBLEM_REQUIRED),
+            "properties": copy.deepcopy(PROBLEM_MEMBERS),
         },
         "ValidationErrorItem": {
             "type": "object", "required": ["loc", "msg"],
@@ -204,13 +212,12 @@ def _problem_components() -> tuple[dict[str, Any], dict[str, Any]]:
     for cls in PROBLEM_TYPES:
         extras = PROBLEM_EXTRAS.get(cls.slug, {})
         schemas[_schema_name(cls)] = {
-            "allOf": [_ref("Problem"), {
-                "type": "object",
-                "properties": {"type": {"const": f"/problems/{cls.slug}"}, "status": {"const": cls.status},
-                               **extras},
-                **({"required": sorted(extras)} if extras else {}),
-            }],
+            "type": "object", "title": _schema_name(cls),
             "description": f"{cls.status} `{cls.slug}`: {PROBLEM_WHEN.get(cls.slug, cls.title)}",
+            "required": PROBLEM_REQUIRED + sorted(extras),
+            "properties": {**copy.deepcopy(PROBLEM_MEMBERS),
+                           "type": {"type": "string", "const": f"/problems/{cls.slug}"},
+                           "status": {"type": "integer", "const": cls.status}, **copy.deepcopy(extras)},
         }
         headers: dict[str, Any] = {"x-request-id": _ref("XRequestId", "headers")}
         if cls.status in (429, 503):

@@ -90,6 +90,72 @@ async def test_not_found_invalid_json_too_large_and_validation(tmp_path):
         assert ["body", "risk_tolerance"] in locs and ["body", "amount"] in locs
 
 
+async def test_a_known_path_with_another_method_is_405_with_allow(tmp_path):
+    async with local_app(f"sqlite:///{tmp_path}/s.db") as app:
+        tenant_id, key = app.tenant()
+        auth = {"authorization": f"Bearer {key}"}
+        for method, path, allow in (("GET", "/v1/teams/finance/ask", "POST"),
+                                    ("PUT", "/v1/teams/finance/analyze_investment", "POST"),
+                                    ("DELETE", "/v1/teams", "GET, HEAD"), ("POST", "/v1/teams/legal", "GET, HEAD"),
+                                    ("POST", "/health", "GET, HEAD"), ("PATCH", "/v1/usage", "GET, HEAD"),
+                                    ("OPTIONS", "/openapi.json", "GET, HEAD")):
+            resp = await app.client.request(method, path, headers=auth)
+            body = assert_problem(resp, 405, "method-not-allowed")
+            assert resp.headers["allow"] == allow, (method, path)
+            assert method in body["detail"] and path in body["detail"]
+        # an unknown path stays 404, whatever the method
+        for method in ("GET", "DELETE", "HEAD"):
+            resp = await app.client.request(method, "/v1/nothing-here", headers=auth)
+            assert resp.status_code == 404 and "allow" not in resp.headers
+        # the method is refused before anything runs: nothing charged, nothing in the ledger
+        assert app.runtime.store.list_ledger(tenant_id) == []
+
+
+async def test_unknown_input_fields_are_422_naming_them(tmp_path):
+    async with local_app(f"sqlite:///{tmp_path}/s.db") as app:
+        _, key = app.tenant()
+        # a misspelt field (`horizon` for `horizon_years`) is refused, never dropped silently
+        typo = assert_problem(await app.call("finance", "analyze_investment", {**INVEST, "horizon": 10}, key),
+                              422, "validation-error")
+        assert {"loc": ["body", "horizon"], "msg": "Extra inputs are not permitted"} in typo["errors"]
+        assert len(typo["errors"]) == 1
+        nested = assert_problem(await app.call("finance", "review_budget", {
+            "income": 5000, "expenses": [{"category": "rent", "amount": 2000, "amout": 1}]}, key),
+            422, "validation-error")
+        assert [e["loc"] for e in nested["errors"]] == [["body", "expenses", 0, "amout"]]
+        ask = assert_problem(await app.call("legal", "ask", {"question": "NDA?", "context": "x"}, key),
+                             422, "validation-error")
+        assert [e["loc"] for e in ask["errors"]] == [["body", "context"]]
+        ok = await app.call("finance", "analyze_investment", {**INVEST, "horizon_years": 10}, key)
+        assert ok.status_code == 200, ok.text
+        # and the document says so: every object of every operation input has additionalProperties: false
+        doc = (await app.client.get("/openapi.json")).json()
+        schemas = doc["components"]["schemas"]
+
+        def objects(node):
+            if isinstance(node, dict):
+                ref = node.get("$ref")
+                if ref:
+                    yield from objects(schemas[ref.rsplit("/", 1)[-1]])
+                if "properties" in node:
+                    yield node
+                for key_, value in node.items():
+                    if key_ != "$ref":
+                        yield from objects(value)
+            elif isinstance(node, list):
+                for value in node:
+                    yield from objects(value)
+
+        checked = 0
+        for path, item in doc["paths"].items():
+            post = item.get("post", {})
+            if "x-team" in post:
+                for obj in objects(post["requestBody"]["content"]["application/json"]["schema"]):
+                    assert obj.get("additionalProperties") is False, (path, obj.get("title"))
+                    checked += 1
+        assert checked > 96  # 24 asks, the typed inputs and their nested models
+
+
 async def test_budget_exceeded(tmp_path, model_env):
     async with local_app(f"sqlite:///{tmp_path}/s.db", **model_env) as app:
         _, key = app.tenant(daily_usd=0.0001)
