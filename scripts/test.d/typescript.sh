@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Install and build the TypeScript SDK (sdk/typescript) so tests/e2e/test_typescript_sdk.py can run
-# `npm test` in it. Needs Node 20+ and npm; without them the test skips with the same reason.
+# Install the TypeScript SDK (sdk/typescript) so tests/e2e/test_typescript_sdk.py can run `npm test` in
+# it; its `prepare` script builds dist/ on install, as for anyone who clones the repository
+# (tests/e2e/test_sdk_examples.py proves that path in a fresh copy). Needs Node 20+ and npm; without
+# them the tests skip with the same reason.
 set -euo pipefail
 cd "$(dirname "$0")/../../sdk/typescript"
 if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
@@ -17,4 +19,7 @@ if [ -f package-lock.json ]; then
 else
   npm install --no-audit --no-fund --loglevel=error
 fi
-npm run --silent build
+if [ ! -f dist/index.js ]; then
+  echo "test.d/typescript.sh: npm install did not build dist/index.js (the prepare script)" >&2
+  exit 1
+fi

@@ -18,9 +18,12 @@ import httpx
 import multiagent_sdk
 import pytest
 from multiagent_sdk import (
+    APIConnectionError,
+    APIError,
     AsyncMultiAgentFramework,
     AuthenticationError,
     BudgetExceeded,
+    BudgetExceededError,
     ConflictError,
     GatewayTimeout,
     InvalidJSON,
@@ -276,10 +279,56 @@ def test_client_timeout(server: LiveServer) -> None:
     time.sleep(1.6)  # let the abandoned call finish before the next test scripts the fake
 
 
-def test_connection_error_is_the_root_error(server: LiveServer) -> None:
+def test_connection_error_is_an_api_error(server: LiveServer) -> None:
     with MultiAgentFramework(api_url="http://127.0.0.1:9", api_key="k", retry_policy=FAST_RETRIES) as framework:
-        with pytest.raises(MultiAgentError):
+        with pytest.raises(APIError) as info:  # `except APIError` sees network failures too
             framework.usage()
+    assert isinstance(info.value, APIConnectionError) and isinstance(info.value, MultiAgentError)
+
+
+# --- streams (Server-Sent Events) ---------------------------------------------------------------------------------
+
+
+def test_stream_of_an_operation_ends_with_the_json_answers_body(framework: MultiAgentFramework) -> None:
+    with framework.stream("finance", "analyze_investment", {"risk_tolerance": "low"}, amount=1000) as stream:
+        events = list(stream)
+    names = [e.event for e in events]
+    assert names[0] == "step.started" and names[-2:] == ["step.completed", "done"]
+    assert names.count("model.delta") == names.count("usage") >= 1
+    done = stream.final()
+    assert done == events[-1].data and done["team"] == "finance" and stream.request_id == done["id"]
+    output = types.FinanceAnalyzeInvestmentOutput.model_validate(done["output"])
+    assert output.allocation and events[-2].data["output"] == done["output"] and done["usage"]["cost_usd"] > 0
+    usage = [e.data for e in events if e.event == "usage"][-1]
+    assert usage["cost_usd"] == pytest.approx(done["usage"]["cost_usd"])
+
+
+def test_stream_of_a_run_and_an_error_event(server: LiveServer, framework: MultiAgentFramework) -> None:
+    run = framework.stream_run("Launch a budgeting app", teams=["marketing", "finance"])
+    names = [e.event for e in run]
+    assert names[-1] == "done" and names.count("step.started") >= 2 and "error" not in names
+    assert run.done["status"] == "succeeded" and run.done["usage"]["cost_usd"] > 0
+    assert framework.get_run(run.done["id"]).status == "succeeded"
+    # a refusal after the stream began arrives as an `error` event: raised as its typed error
+    poor = server.create_tenant("stream-poor", "--daily-usd", "0.0001")
+    seen: list[str] = []
+    with MultiAgentFramework(api_url=server.url, api_key=poor.api_key) as client:
+        with pytest.raises(BudgetExceededError) as info:
+            for event in client.teams.finance.stream("ask", question="q"):
+                seen.append(event.event)
+    assert seen == ["step.started"] and info.value.status_code == 402 and info.value.reset_at is not None
+
+
+async def test_async_stream_of_an_operation_and_a_run(server: LiveServer) -> None:
+    server.fake.reset()
+    async with AsyncMultiAgentFramework(api_url=server.url, api_key=server.api_key) as framework:
+        names = [e.event async for e in framework.teams.customer_service.stream("ask", question="refunds?")]
+        assert names[0] == "step.started" and names[-1] == "done"
+        run = framework.stream_run("Plan a product launch", teams=["marketing", "sales"])
+        async with run:
+            async for _event in run:
+                pass
+        assert run.done["status"] == "succeeded" and run.request_id
 
 
 # --- idempotency: a retried call is charged once ------------------------------------------------------------------

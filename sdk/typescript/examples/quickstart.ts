@@ -1,12 +1,17 @@
-// Typechecked by `npm run typecheck`: the generated types give names, fields and outputs.
+// A typed tour, typechecked by `npm run typecheck` (the generated types give names, fields and outputs)
+// and run by `npm run example` against a server, with only the two variables the client reads:
+//
+//     MULTIAGENT_API_URL=http://127.0.0.1:8080 MULTIAGENT_API_KEY=mak_... npm run example
 import {
-  BudgetExceeded,
+  APIError,
+  BudgetExceededError,
   MultiAgentFramework,
-  RateLimited,
+  RateLimitError,
+  ValidationError,
   type FinanceAnalyzeInvestmentOutput,
   type MarketingAnalyzeCampaignInput,
   type WithRaw,
-} from "../src/index.js";
+} from "multiagent-framework-sdk";
 
 export async function tour(framework: MultiAgentFramework): Promise<number> {
   const input: MarketingAnalyzeCampaignInput = { target: "developers", budget: 5000 };
@@ -23,13 +28,24 @@ export async function tour(framework: MultiAgentFramework): Promise<number> {
   try {
     await framework.teams.customerService.ask({ question: "How do refunds work?" });
   } catch (err) {
-    if (err instanceof BudgetExceeded) console.log("resets at", err.resetAt?.toISOString());
-    else if (err instanceof RateLimited) console.log("retry after", err.retryAfter);
+    if (err instanceof BudgetExceededError) console.log("resets at", err.resetAt?.toISOString());
+    else if (err instanceof RateLimitError) console.log("retry after", err.retryAfter);
+    else if (err instanceof APIError) console.log("failed:", err.message); // every other failure, the network included
     else throw err;
   }
-  // @ts-expect-error: "extreme" is not a risk tolerance
-  await framework.teams.finance.analyzeInvestment({ riskTolerance: "extreme", amount: 1 });
+  try {
+    // @ts-expect-error: "extreme" is not a risk tolerance
+    await framework.teams.finance.analyzeInvestment({ riskTolerance: "extreme", amount: 1 });
+  } catch (err) {
+    if (!(err instanceof ValidationError)) throw err;
+    console.log("rejected:", err.message); // names the field: body.risk_tolerance
+  }
+  // the same call as Server-Sent Events: step.started, model.delta, usage, step.completed, done
+  const events = framework.stream("finance", "analyze_investment", { riskTolerance: "low", amount: 1000 });
+  for await (const event of events) console.log("event", event.event);
+  console.log("streamed cost", (events.done?.usage as { cost_usd: number }).cost_usd);
   return analysis.raw.usage.costUsd;
 }
 
-void tour(new MultiAgentFramework({ apiUrl: "http://127.0.0.1:8080", apiKey: "mak_..." }));
+const framework = new MultiAgentFramework(); // MULTIAGENT_API_URL and MULTIAGENT_API_KEY
+console.log("cost", await tour(framework));

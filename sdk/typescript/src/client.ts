@@ -12,8 +12,9 @@
  * retried call is charged once.
  */
 
-import { APIConnectionError, APITimeoutError, errorFor, retryAfterSeconds } from "./errors.js";
+import { APIConnectionError, APITimeoutError, MultiAgentError, errorFor, retryAfterSeconds } from "./errors.js";
 import { FIELD_MAPS, Teams } from "./generated.js";
+import { EventStream, type StreamConnection } from "./streaming.js";
 import type { CallOptions, RawResponse, Requester, TeamInfo, WithRaw } from "./team.js";
 
 export const VERSION = "0.1.0";
@@ -27,9 +28,9 @@ export interface RetryPolicy {
 }
 
 export interface ClientOptions {
-  /** Default: `MULTIAGENT_API_URL`, else http://127.0.0.1:8080. */
+  /** Default: `MULTIAGENT_API_URL` (an error when neither is set). */
   apiUrl?: string;
-  /** Default: `MULTIAGENT_API_KEY`. */
+  /** Default: `MULTIAGENT_API_KEY` (an error when neither is set). */
   apiKey?: string;
   /** Per-attempt timeout (default 300 000 ms). */
   timeoutMs?: number;
@@ -110,6 +111,35 @@ const RETRYABLE = new Set([408, 409, 429, 503]);
 const env = (name: string): string | undefined =>
   (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[name];
 
+export const API_URL_ENV = "MULTIAGENT_API_URL";
+export const API_KEY_ENV = "MULTIAGENT_API_KEY";
+
+/** `apiUrl`, else `MULTIAGENT_API_URL`; a clear error when neither gives an http(s) URL. */
+export function resolveApiUrl(apiUrl?: string): string {
+  const url = (apiUrl || env(API_URL_ENV) || "").trim();
+  if (!url) {
+    throw new MultiAgentError(
+      `no API URL: pass { apiUrl } to MultiAgentFramework or set ${API_URL_ENV} (e.g. ${API_URL_ENV}=http://127.0.0.1:8080 for \`multiagent serve\`)`,
+    );
+  }
+  if (!/^https?:\/\//i.test(url)) throw new MultiAgentError(`${apiUrl ? "apiUrl" : API_URL_ENV} must be an http:// or https:// URL, got "${url}"`);
+  return url.replace(/\/+$/, "");
+}
+
+/** `apiKey`, else `MULTIAGENT_API_KEY`; a clear error when neither gives one. */
+export function resolveApiKey(apiKey?: string): string {
+  const key = (apiKey || env(API_KEY_ENV) || "").trim();
+  if (!key) {
+    throw new MultiAgentError(`no API key: pass { apiKey } to MultiAgentFramework or set ${API_KEY_ENV} (\`multiagent tenants create NAME\` prints one)`);
+  }
+  return key;
+}
+
+const pascal = (name: string): string => name.replace(/(^|[-_])([a-z0-9])/g, (_m, _s, c: string) => c.toUpperCase());
+
+/** Options of a streamed call: those of any call; `timeoutMs` is the longest quiet gap (the server sends keep-alives). */
+export type StreamOptions = CallOptions;
+
 const camel = (name: string): string => name.replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
 
 /** Deep snake_case -> camelCase of object keys (not of the values under `skip` keys). */
@@ -174,7 +204,7 @@ function num(raw: string | null): number | null {
 
 export class MultiAgentFramework implements Requester {
   readonly apiUrl: string;
-  readonly apiKey: string | undefined;
+  readonly apiKey: string;
   readonly timeoutMs: number;
   readonly retry: RetryPolicy;
   readonly teams: Teams;
@@ -182,8 +212,8 @@ export class MultiAgentFramework implements Requester {
   private readonly fetchImpl: typeof fetch;
 
   constructor(options: ClientOptions = {}) {
-    this.apiUrl = (options.apiUrl ?? env("MULTIAGENT_API_URL") ?? "http://127.0.0.1:8080").replace(/\/+$/, "");
-    this.apiKey = options.apiKey ?? env("MULTIAGENT_API_KEY");
+    this.apiUrl = resolveApiUrl(options.apiUrl);
+    this.apiKey = resolveApiKey(options.apiKey);
     this.timeoutMs = options.timeoutMs ?? 300_000;
     this.retry = {
       maxRetries: 2,
@@ -225,6 +255,47 @@ export class MultiAgentFramework implements Requester {
   /** `DELETE /v1/runs/{id}`. */
   async cancelRun(id: string): Promise<Run> {
     return camelizeKeys((await this.request("DELETE", `/v1/runs/${encodeURIComponent(id)}`)).data, new Set(["plan", "output"])) as Run;
+  }
+
+  /**
+   * `POST /v1/teams/{team}/{operation}` as Server-Sent Events. The input may use camelCase (converted
+   * with the operation's generated field map) or wire names. The request is sent when iteration starts;
+   * retries apply until the stream begins; an `error` event is thrown as its typed error.
+   */
+  stream(team: string, operation: string, input: Record<string, unknown> = {}, options: StreamOptions = {}): EventStream {
+    const model = `${pascal(team)}${pascal(operation)}Input`;
+    const body = FIELD_MAPS[model] ? toWire(input, model) : input;
+    const headers: Record<string, string> = { ...options.headers };
+    if (options.sessionId) headers["x-session-id"] = options.sessionId;
+    return new EventStream(() =>
+      this.openStream(`/v1/teams/${encodeURIComponent(team)}/${encodeURIComponent(operation)}`, body, { ...options, headers }),
+    );
+  }
+
+  /** `POST /v1/runs` as Server-Sent Events: every step's events, then `done` with the run (wire names). */
+  streamRun(run: { task: string; teams?: string[]; maxUsd?: number; deadlineS?: number }, options: StreamOptions = {}): EventStream {
+    const body = { task: run.task, teams: run.teams, max_usd: run.maxUsd, deadline_s: run.deadlineS };
+    const headers: Record<string, string> = { ...options.headers };
+    if (options.sessionId) headers["x-session-id"] = options.sessionId;
+    return new EventStream(() => this.openStream("/v1/runs", body, { ...options, headers }));
+  }
+
+  private async openStream(path: string, body: unknown, options: StreamOptions): Promise<StreamConnection> {
+    const sent = await this.send("POST", path, {
+      body,
+      headers: { ...options.headers, accept: "text/event-stream" },
+      idempotencyKey: options.idempotencyKey,
+      timeoutMs: options.timeoutMs,
+      maxRetries: options.maxRetries,
+      signal: options.signal,
+    }, true);
+    return {
+      response: sent.response,
+      retries: sent.retries,
+      abort: sent.abort,
+      idleTimeoutMs: options.timeoutMs ?? this.timeoutMs,
+      url: this.apiUrl + path,
+    };
   }
 
   async listTeams(): Promise<TeamInfo[]> {
@@ -283,6 +354,17 @@ export class MultiAgentFramework implements Requester {
 
   /** Any request with the client's auth, retries and typed errors; resolves with the 2xx answer. */
   async request<T = unknown>(method: string, path: string, init: RequestOptions = {}): Promise<APIResponse<T>> {
+    const sent = await this.send(method, path, init, false);
+    return { status: sent.response.status, headers: sent.response.headers, data: sent.data as T, retries: sent.retries, idempotencyKey: sent.idempotencyKey };
+  }
+
+  /** Sends with retries; a 2xx answer is read (and parsed) unless `stream`, then it is handed back unread. */
+  private async send(
+    method: string,
+    path: string,
+    init: RequestOptions,
+    stream: boolean,
+  ): Promise<{ response: Response; data: unknown; retries: number; idempotencyKey: string | null; abort: (reason: unknown) => void }> {
     method = method.toUpperCase();
     const url = new URL(this.apiUrl + path);
     for (const [k, v] of Object.entries(init.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
@@ -291,7 +373,7 @@ export class MultiAgentFramework implements Requester {
       "user-agent": `multiagent-sdk-typescript/${VERSION}`,
       ...this.defaultHeaders,
     };
-    if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
+    headers.authorization = `Bearer ${this.apiKey}`;
     let idempotencyKey: string | null = null;
     if (method === "POST") headers["idempotency-key"] = idempotencyKey = init.idempotencyKey ?? randomKey();
     let body: string | Uint8Array | undefined;
@@ -307,12 +389,15 @@ export class MultiAgentFramework implements Requester {
       const onAbort = () => controller.abort(init.signal?.reason);
       init.signal?.addEventListener("abort", onAbort, { once: true });
       const timer = setTimeout(() => controller.abort(new APITimeoutError(`no answer from ${url} within ${timeoutMs} ms`)), timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        init.signal?.removeEventListener("abort", onAbort);
+      };
       let response: Response;
       try {
         response = await this.fetchImpl(url, { method, headers, body: body as BodyInit | undefined, signal: controller.signal });
       } catch (err) {
-        clearTimeout(timer);
-        init.signal?.removeEventListener("abort", onAbort);
+        done();
         if (init.signal?.aborted) throw init.signal.reason;
         const timedOut = controller.signal.reason instanceof APITimeoutError;
         const error = timedOut
@@ -322,18 +407,24 @@ export class MultiAgentFramework implements Requester {
         await sleep(this.retryDelayMs(retries, null), init.signal);
         continue;
       }
+      if (stream && response.status < 400) {
+        clearTimeout(timer); // the stream has its own idle timeout; the caller's signal still cancels it
+        return { response, data: null, retries, idempotencyKey, abort: (reason) => controller.abort(reason) };
+      }
       let text: string;
       try {
         text = await response.text();
       } catch (err) {
-        clearTimeout(timer);
-        init.signal?.removeEventListener("abort", onAbort);
-        if (retries >= maxRetries) throw new APIConnectionError(`the answer from ${url} was cut: ${err}`, { cause: err });
+        done();
+        if (init.signal?.aborted) throw init.signal.reason;
+        const cut = controller.signal.reason instanceof APITimeoutError
+          ? (controller.signal.reason as APITimeoutError)
+          : new APIConnectionError(`the answer from ${url} was cut: ${err}`, { cause: err });
+        if (retries >= maxRetries) throw cut;
         await sleep(this.retryDelayMs(retries, null), init.signal);
         continue;
       }
-      clearTimeout(timer);
-      init.signal?.removeEventListener("abort", onAbort);
+      done();
       let data: unknown = text;
       try {
         data = text ? JSON.parse(text) : null;
@@ -347,7 +438,7 @@ export class MultiAgentFramework implements Requester {
         }
         throw errorFor(response.status, response.headers, data);
       }
-      return { status: response.status, headers: response.headers, data: data as T, retries, idempotencyKey };
+      return { response, data, retries, idempotencyKey, abort: (reason) => controller.abort(reason) };
     }
   }
 

@@ -1,24 +1,29 @@
 /**
- * Every error the SDK throws, under one root.
+ * Every error the SDK throws, under one root, shaped like the `@anthropic-ai/sdk` errors.
  *
- *     MultiAgentError
- *     ├── APIConnectionError               the server could not be reached (retried)
- *     │   └── APITimeoutError              no answer within the timeout (retried)
- *     └── APIError                         the server answered with a problem (RFC 9457)
- *         ├── BadRequestError              400
- *         │   └── InvalidJSON              400 invalid-json
- *         ├── AuthenticationError          401 unauthenticated
- *         ├── BudgetExceeded               402 budget-exceeded   (resetAt, limitUsd, spentUsd, window)
- *         ├── PermissionDeniedError        403 forbidden
- *         ├── NotFoundError                404 not-found
- *         ├── ConflictError                409 conflict          (retried)
- *         ├── PayloadTooLarge              413 payload-too-large (limitBytes)
- *         ├── ValidationError              422 validation-error  (errors)
- *         ├── RateLimited                  429 rate-limited      (retryAfter seconds, limit; retried)
- *         └── InternalServerError          5xx
- *             ├── ModelError               502 model-error
- *             ├── ServiceUnavailable       503 unavailable       (retryAfter seconds; retried)
- *             └── GatewayTimeout           504 timeout
+ *     MultiAgentError                          also: no API key / URL given to the client
+ *     └── APIError                             every failure of a request
+ *         ├── APIConnectionError               the server could not be reached (retried)
+ *         │   └── APITimeoutError              no answer within the timeout (retried)
+ *         └── APIStatusError                   the server answered with a problem (RFC 9457), or a
+ *             │                                stream's `error` event carried one
+ *             ├── BadRequestError              400
+ *             │   └── InvalidJSONError         400 invalid-json
+ *             ├── AuthenticationError          401 unauthenticated
+ *             ├── BudgetExceededError          402 budget-exceeded   (resetAt, limitUsd, spentUsd, window)
+ *             ├── PermissionDeniedError        403 forbidden
+ *             ├── NotFoundError                404 not-found
+ *             ├── ConflictError                409 conflict          (retried)
+ *             ├── PayloadTooLargeError         413 payload-too-large (limitBytes)
+ *             ├── ValidationError              422 validation-error  (errors; the message names the fields)
+ *             ├── RateLimitError               429 rate-limited      (retryAfter seconds, limit; retried)
+ *             └── InternalServerError          5xx
+ *                 ├── ModelError               502 model-error
+ *                 ├── ServiceUnavailableError  503 unavailable       (retryAfter seconds; retried)
+ *                 └── GatewayTimeoutError      504 timeout
+ *
+ * The names of 0.1 (`BudgetExceeded`, `RateLimited`, `ServiceUnavailable`, `GatewayTimeout`,
+ * `InvalidJSON`, `PayloadTooLarge`) remain as aliases of the same classes.
  */
 
 export type Problem = {
@@ -37,28 +42,62 @@ export class MultiAgentError extends Error {
   }
 }
 
-export class APIConnectionError extends MultiAgentError {}
+/** Every failure of a request. `status` is set when the server answered (see `APIStatusError`). */
+export class APIError extends MultiAgentError {
+  readonly status: number | undefined;
+  readonly headers: Headers | undefined;
+  readonly requestId: string | null;
+
+  constructor(message: string, options: { cause?: unknown; status?: number; headers?: Headers; requestId?: string | null } = {}) {
+    super(message, { cause: options.cause });
+    this.status = options.status;
+    this.headers = options.headers;
+    this.requestId = options.requestId ?? null;
+  }
+}
+
+export class APIConnectionError extends APIError {
+  declare readonly status: undefined;
+
+  constructor(message = "connection error", options: { cause?: unknown } = {}) {
+    super(message, options);
+  }
+}
 
 export class APITimeoutError extends APIConnectionError {}
 
-export class APIError extends MultiAgentError {
-  readonly status: number;
-  readonly requestId: string | null;
+export interface FieldError {
+  loc: Array<string | number>;
+  msg: string;
+}
+
+/** ` [body.amount: Input should be greater than 0; ...]` (empty without errors). */
+export function describeFieldErrors(errors: FieldError[], limit = 8): string {
+  const parts = errors.slice(0, limit).map((e) => `${Array.isArray(e.loc) && e.loc.length ? e.loc.join(".") : "body"}: ${e.msg || "invalid"}`);
+  if (errors.length > limit) parts.push(`... ${errors.length - limit} more`);
+  return parts.length ? ` [${parts.join("; ")}]` : "";
+}
+
+/** The server answered with an error status and a problem+json body (or a stream's `error` event did). */
+export class APIStatusError extends APIError {
+  declare readonly status: number;
+  declare readonly headers: Headers;
   readonly type: string;
   readonly title: string;
   readonly detail: string;
   readonly problem: Problem;
-  readonly headers: Headers;
 
   constructor(status: number, headers: Headers, problem: Problem) {
     const requestId = (problem.request_id as string | undefined) ?? headers.get("x-request-id");
     const title = problem.title ?? "error";
     const detail = problem.detail ?? "";
-    super(`${status} ${title}${detail ? `: ${detail}` : ""}${requestId ? ` (request id ${requestId})` : ""}`);
-    this.status = status;
-    this.headers = headers;
+    const fields = Array.isArray(problem.errors) ? describeFieldErrors(problem.errors as FieldError[]) : "";
+    super(`${status} ${title}${detail ? `: ${detail}` : ""}${fields}${requestId ? ` (request id ${requestId})` : ""}`, {
+      status,
+      headers,
+      requestId,
+    });
     this.problem = problem;
-    this.requestId = requestId ?? null;
     this.type = problem.type ?? "about:blank";
     this.title = title;
     this.detail = detail;
@@ -70,11 +109,11 @@ export class APIError extends MultiAgentError {
   }
 }
 
-export class BadRequestError extends APIError {}
-export class InvalidJSON extends BadRequestError {}
-export class AuthenticationError extends APIError {}
+export class BadRequestError extends APIStatusError {}
+export class InvalidJSONError extends BadRequestError {}
+export class AuthenticationError extends APIStatusError {}
 
-export class BudgetExceeded extends APIError {
+export class BudgetExceededError extends APIStatusError {
   readonly limitUsd: number | null;
   readonly spentUsd: number | null;
   readonly window: string | null;
@@ -91,11 +130,11 @@ export class BudgetExceeded extends APIError {
   }
 }
 
-export class PermissionDeniedError extends APIError {}
-export class NotFoundError extends APIError {}
-export class ConflictError extends APIError {}
+export class PermissionDeniedError extends APIStatusError {}
+export class NotFoundError extends APIStatusError {}
+export class ConflictError extends APIStatusError {}
 
-export class PayloadTooLarge extends APIError {
+export class PayloadTooLargeError extends APIStatusError {
   readonly limitBytes: number | null;
 
   constructor(status: number, headers: Headers, problem: Problem) {
@@ -104,12 +143,7 @@ export class PayloadTooLarge extends APIError {
   }
 }
 
-export interface FieldError {
-  loc: Array<string | number>;
-  msg: string;
-}
-
-export class ValidationError extends APIError {
+export class ValidationError extends APIStatusError {
   readonly errors: FieldError[];
 
   constructor(status: number, headers: Headers, problem: Problem) {
@@ -131,7 +165,7 @@ export function retryAfterSeconds(headers: Headers, problem: Problem = {}): numb
   return typeof problem.retry_after_s === "number" ? problem.retry_after_s : null;
 }
 
-export class RateLimited extends APIError {
+export class RateLimitError extends APIStatusError {
   /** Seconds to wait before retrying. */
   readonly retryAfter: number | null;
   readonly limit: string | null;
@@ -143,10 +177,10 @@ export class RateLimited extends APIError {
   }
 }
 
-export class InternalServerError extends APIError {}
+export class InternalServerError extends APIStatusError {}
 export class ModelError extends InternalServerError {}
 
-export class ServiceUnavailable extends InternalServerError {
+export class ServiceUnavailableError extends InternalServerError {
   /** Seconds to wait before retrying. */
   readonly retryAfter: number | null;
 
@@ -156,45 +190,64 @@ export class ServiceUnavailable extends InternalServerError {
   }
 }
 
-export class GatewayTimeout extends InternalServerError {}
+export class GatewayTimeoutError extends InternalServerError {}
 
-type ErrorClass = new (status: number, headers: Headers, problem: Problem) => APIError;
+// the names of 0.1, kept as aliases of the same classes
+export const InvalidJSON = InvalidJSONError;
+export type InvalidJSON = InvalidJSONError;
+export const BudgetExceeded = BudgetExceededError;
+export type BudgetExceeded = BudgetExceededError;
+export const PayloadTooLarge = PayloadTooLargeError;
+export type PayloadTooLarge = PayloadTooLargeError;
+export const RateLimited = RateLimitError;
+export type RateLimited = RateLimitError;
+export const ServiceUnavailable = ServiceUnavailableError;
+export type ServiceUnavailable = ServiceUnavailableError;
+export const GatewayTimeout = GatewayTimeoutError;
+export type GatewayTimeout = GatewayTimeoutError;
+
+type ErrorClass = new (status: number, headers: Headers, problem: Problem) => APIStatusError;
 
 const BY_SLUG: Record<string, ErrorClass> = {
-  "invalid-json": InvalidJSON,
+  "invalid-json": InvalidJSONError,
   unauthenticated: AuthenticationError,
-  "budget-exceeded": BudgetExceeded,
+  "budget-exceeded": BudgetExceededError,
   forbidden: PermissionDeniedError,
   "not-found": NotFoundError,
   conflict: ConflictError,
-  "payload-too-large": PayloadTooLarge,
+  "payload-too-large": PayloadTooLargeError,
   "validation-error": ValidationError,
-  "rate-limited": RateLimited,
+  "rate-limited": RateLimitError,
   "model-error": ModelError,
-  unavailable: ServiceUnavailable,
-  timeout: GatewayTimeout,
+  unavailable: ServiceUnavailableError,
+  timeout: GatewayTimeoutError,
 };
 
 const BY_STATUS: Record<number, ErrorClass> = {
   400: BadRequestError,
   401: AuthenticationError,
-  402: BudgetExceeded,
+  402: BudgetExceededError,
   403: PermissionDeniedError,
   404: NotFoundError,
   409: ConflictError,
-  413: PayloadTooLarge,
+  413: PayloadTooLargeError,
   422: ValidationError,
-  429: RateLimited,
+  429: RateLimitError,
   502: ModelError,
-  503: ServiceUnavailable,
-  504: GatewayTimeout,
+  503: ServiceUnavailableError,
+  504: GatewayTimeoutError,
 };
 
 /** The typed error for an error answer (problem type first, then status). */
-export function errorFor(status: number, headers: Headers, body: unknown): APIError {
+export function errorFor(status: number, headers: Headers, body: unknown): APIStatusError {
   const problem: Problem =
     body && typeof body === "object" && !Array.isArray(body) ? (body as Problem) : { detail: String(body ?? "").slice(0, 500) };
   const slug = String(problem.type ?? "").replace(/\/+$/, "").split("/").pop() ?? "";
-  const cls = BY_SLUG[slug] ?? BY_STATUS[status] ?? (status >= 500 ? InternalServerError : APIError);
+  const cls = BY_SLUG[slug] ?? BY_STATUS[status] ?? (status >= 500 ? InternalServerError : APIStatusError);
   return new cls(status, headers, problem);
+}
+
+/** The typed error for a stream's `error` event (its status is the problem's). */
+export function errorFromProblem(problem: Problem, headers: Headers = new Headers()): APIStatusError {
+  return errorFor(typeof problem.status === "number" ? problem.status : 0, headers, problem);
 }

@@ -1,5 +1,7 @@
 /** Bases of the generated team classes, and the shapes they return. */
 
+import type { EventStream } from "./streaming.js";
+
 /** Per-call options (the second argument of every operation method). */
 export interface CallOptions {
   /** Reused by this call's retries; one is generated when absent. */
@@ -74,6 +76,7 @@ export interface Requester {
   ): Promise<WithRaw<T>>;
   listTeams(): Promise<TeamInfo[]>;
   retrieveTeam(name: string): Promise<TeamInfo>;
+  stream(team: string, operation: string, input?: Record<string, unknown>, options?: CallOptions): EventStream;
 }
 
 /** One team; the generated subclasses add one typed method per operation. */
@@ -89,6 +92,11 @@ export abstract class TeamBase {
   /** Call an operation by name with a wire-shaped (snake_case) input; the output is untyped and left as sent. */
   call(operation: string, input: Record<string, unknown> = {}, options?: CallOptions): Promise<WithRaw<Record<string, unknown>>> {
     return this.client.invokeOperation<Record<string, unknown>>(this.name, operation, input, null, null, options);
+  }
+
+  /** The operation's Server-Sent Events (`for await (const event of team.stream("ask", { question }))`). */
+  stream(operation: string, input: Record<string, unknown> = {}, options?: CallOptions): EventStream {
+    return this.client.stream(this.name, operation, input, options);
   }
 
   /** `GET /v1/teams/{team}`. */

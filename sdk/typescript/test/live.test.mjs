@@ -4,8 +4,11 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import {
+  APIConnectionError,
+  APIError,
   AuthenticationError,
   BudgetExceeded,
+  BudgetExceededError,
   GatewayTimeout,
   InvalidJSON,
   ModelError,
@@ -191,7 +194,49 @@ describe("live server", { skip: !live && "MULTIAGENT_API_URL / MA_TEST_FAKE_URL 
     assert.ok(Math.abs(usage.spentUsd.day - out.raw.usage.costUsd) < 1e-6, `${usage.spentUsd.day} vs ${out.raw.usage.costUsd}`);
   });
 
-  test("connection errors share the root class", async () => {
-    await assert.rejects(new MultiAgentFramework({ apiUrl: "http://127.0.0.1:9", retry: fast }).usage(), MultiAgentError);
+  test("connection errors are APIErrors under the root class", async () => {
+    const err = await new MultiAgentFramework({ apiUrl: "http://127.0.0.1:9", retry: fast }).usage().catch((e) => e);
+    assert.ok(err instanceof APIConnectionError && err instanceof APIError && err instanceof MultiAgentError, String(err));
+  });
+
+  test("stream of an operation: events as they happen, then done with the JSON answer's body", async () => {
+    await fake("/_fake/reset");
+    const stream = client().stream("finance", "analyze_investment", { riskTolerance: "low", amount: 1000 });
+    const events = [];
+    for await (const event of stream) events.push(event);
+    const names = events.map((e) => e.event);
+    assert.equal(names[0], "step.started");
+    assert.deepEqual(names.slice(-2), ["step.completed", "done"]);
+    assert.ok(names.includes("model.delta") && names.includes("usage"), names.join(","));
+    const done = await stream.final();
+    assert.equal(done.team, "finance");
+    assert.equal(typeof done.output.expected_annual_return_low_percent, "number");
+    assert.ok(done.usage.cost_usd > 0);
+    assert.deepEqual(events.at(-2).data.output, done.output);
+    assert.equal(stream.requestId, done.id);
+  });
+
+  test("stream of a run over two teams through the team helper and streamRun", async () => {
+    await fake("/_fake/reset");
+    const asked = await client().teams.get("customer-service").stream("ask", { question: "refunds?" }).final();
+    assert.equal(typeof asked.output.answer, "string");
+    const run = client().streamRun({ task: "Launch a budgeting app", teams: ["marketing", "finance"] });
+    const names = [];
+    for await (const event of run) names.push(event.event);
+    assert.equal(names.at(-1), "done");
+    assert.equal(names.filter((n) => n === "step.started").length >= 2, true, names.join(","));
+    assert.equal(run.done.status, "succeeded");
+    assert.ok(run.done.usage.cost_usd > 0);
+  });
+
+  test("an error event in a stream throws its typed error", async () => {
+    const seen = [];
+    const err = await (async () => {
+      for await (const event of client({ apiKey: env.MA_TEST_POOR_KEY }).stream("finance", "ask", { question: "q" })) seen.push(event.event);
+    })().catch((e) => e);
+    assert.ok(err instanceof BudgetExceededError, String(err));
+    assert.equal(err.status, 402);
+    assert.match(err.message, /budget/i);
+    assert.deepEqual(seen, ["step.started"]);
   });
 });

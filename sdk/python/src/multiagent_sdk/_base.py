@@ -28,10 +28,11 @@ from typing import Any
 
 import httpx
 
-from ._exceptions import APIConnectionError, APIError, APITimeoutError, error_for
+from ._exceptions import APIConnectionError, APIError, APITimeoutError, MultiAgentError, error_for
 from ._version import __version__
 
-DEFAULT_API_URL = "http://127.0.0.1:8080"
+API_URL_ENV = "MULTIAGENT_API_URL"
+API_KEY_ENV = "MULTIAGENT_API_KEY"
 DEFAULT_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
 DEFAULT_MAX_RETRIES = 2
 RETRYABLE_STATUS = frozenset({408, 409, 429, 503})
@@ -111,6 +112,27 @@ def retry_delay(policy: RetryPolicy, retries_taken: int, response: httpx.Respons
     return delay * (1 - 0.25 * random.random())
 
 
+def resolve_api_url(api_url: str | None) -> str:
+    """``api_url``, else ``MULTIAGENT_API_URL``; a clear error when neither gives an http(s) URL."""
+    url = (api_url or os.environ.get(API_URL_ENV) or "").strip()
+    if not url:
+        raise MultiAgentError(f"no API URL: pass api_url=... to the client or set {API_URL_ENV} "
+                              f"(e.g. {API_URL_ENV}=http://127.0.0.1:8080 for `multiagent serve`)")
+    if not url.lower().startswith(("http://", "https://")):
+        source = "api_url" if api_url else API_URL_ENV
+        raise MultiAgentError(f"{source} must be an http:// or https:// URL, got {url!r}")
+    return url.rstrip("/")
+
+
+def resolve_api_key(api_key: str | None) -> str:
+    """``api_key``, else ``MULTIAGENT_API_KEY``; a clear error when neither gives one."""
+    key = (api_key or os.environ.get(API_KEY_ENV) or "").strip()
+    if not key:
+        raise MultiAgentError(f"no API key: pass api_key=... to the client or set {API_KEY_ENV} "
+                              "(`multiagent tenants create NAME` prints one)")
+    return key
+
+
 class BaseClient:
     """Configuration and request building shared by both clients."""
 
@@ -124,8 +146,8 @@ class BaseClient:
         retry_policy: RetryPolicy | None = None,
         default_headers: Mapping[str, str] | None = None,
     ) -> None:
-        self.api_url = (api_url or os.environ.get("MULTIAGENT_API_URL") or DEFAULT_API_URL).rstrip("/")
-        self.api_key = api_key if api_key is not None else os.environ.get("MULTIAGENT_API_KEY")
+        self.api_url = resolve_api_url(api_url)
+        self.api_key = resolve_api_key(api_key)
         if isinstance(timeout, (int, float)):
             timeout = httpx.Timeout(float(timeout), connect=min(10.0, float(timeout)))
         self.timeout: httpx.Timeout = timeout or DEFAULT_TIMEOUT
@@ -136,8 +158,7 @@ class BaseClient:
     def _headers(self, method: str, options: RequestOptions, extra: Mapping[str, str] | None) -> dict[str, str]:
         headers = {"accept": "application/json", "user-agent": f"multiagent-sdk-python/{__version__}",
                    **self.default_headers}
-        if self.api_key:
-            headers["authorization"] = f"Bearer {self.api_key}"
+        headers["authorization"] = f"Bearer {self.api_key}"
         if method == "POST":
             headers["idempotency-key"] = options.idempotency_key or f"sdk_{uuid.uuid4().hex}"
         if options.session_id:

@@ -9,10 +9,15 @@ from functools import cached_property
 from typing import Any
 
 import httpx
+from pydantic import BaseModel
 
 from ._base import Attempt, BaseClient, RequestOptions, RetryPolicy, retry_delay, should_retry
 from ._generated import AsyncTeams, Teams
 from ._models import AuditPage, Run, UsageReport
+from ._resources import build_body
+from ._streaming import AsyncStream, Stream
+
+SSE_HEADERS = {"accept": "text/event-stream"}
 
 __all__ = ["AsyncMultiAgentFramework", "MultiAgentFramework"]
 
@@ -81,6 +86,29 @@ class MultiAgentFramework(BaseClient):
         """``DELETE /v1/runs/{id}``."""
         return Run.model_validate(self._send("DELETE", f"/v1/runs/{run_id}").response.json())
 
+    def stream(self, team: str, operation: str, input: Mapping[str, Any] | BaseModel | None = None, /,
+               **kwargs: Any) -> Stream:
+        """``POST /v1/teams/{team}/{operation}`` as Server-Sent Events: iterate the returned :class:`Stream`.
+
+        Fields as keywords or one mapping/model (wire names), plus the per-call options
+        (``idempotency_key=``, ``session_id=``, ``timeout=``, ``max_retries=``, ``extra_headers=``).
+        Retries apply until the stream starts; an ``error`` event raises its typed error.
+        """
+        options = RequestOptions.pop_from(kwargs)
+        body = build_body(input, kwargs)
+        attempt = self._send("POST", f"/v1/teams/{team}/{operation}", json=body, headers=SSE_HEADERS,
+                             options=options, stream=True)
+        return Stream(attempt.response, attempt)
+
+    def stream_run(self, task: str, *, teams: Sequence[str] | None = None, max_usd: float | None = None,
+                   deadline_s: float | None = None, idempotency_key: str | None = None,
+                   session_id: str | None = None) -> Stream:
+        """``POST /v1/runs`` as Server-Sent Events: every step's events, then ``done`` with the run."""
+        attempt = self._send("POST", "/v1/runs", json=_run_body(task, teams, max_usd, deadline_s),
+                             headers=SSE_HEADERS, stream=True,
+                             options=RequestOptions(idempotency_key=idempotency_key, session_id=session_id))
+        return Stream(attempt.response, attempt)
+
     def request(self, method: str, path: str, *, json: Any = None, content: bytes | str | None = None,
                 params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None,
                 idempotency_key: str | None = None, timeout: float | None = None,
@@ -92,7 +120,7 @@ class MultiAgentFramework(BaseClient):
 
     def _send(self, method: str, path: str, *, json: Any = None, content: bytes | str | None = None,
               params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None,
-              options: RequestOptions | None = None) -> Attempt:
+              options: RequestOptions | None = None, stream: bool = False) -> Attempt:
         options = options or RequestOptions()
         all_headers = self._headers(method, options, headers)
         request = self._http.build_request(method, self.api_url + path, json=json, content=content, params=params,
@@ -101,7 +129,7 @@ class MultiAgentFramework(BaseClient):
         retries = 0
         while True:
             try:
-                response = self._http.send(request)
+                response = self._http.send(request, stream=stream)
             except httpx.HTTPError as exc:
                 if retries >= max_retries:
                     raise self._connection_error(exc, request) from exc
@@ -114,7 +142,9 @@ class MultiAgentFramework(BaseClient):
                 time.sleep(retry_delay(self.retry_policy, retries, response))
                 retries += 1
                 continue
-            response.read()
+            if response.status_code >= 400 or not stream:
+                response.read()
+                response.close()
             self._raise_for(response)
             return Attempt(response, retries, all_headers.get("idempotency-key"))
 
@@ -179,6 +209,37 @@ class AsyncMultiAgentFramework(BaseClient):
         """``DELETE /v1/runs/{id}``."""
         return Run.model_validate((await self._send("DELETE", f"/v1/runs/{run_id}")).response.json())
 
+    def stream(self, team: str, operation: str, input: Mapping[str, Any] | BaseModel | None = None, /,
+               **kwargs: Any) -> AsyncStream:
+        """``POST /v1/teams/{team}/{operation}`` as Server-Sent Events: ``async for event in ...``.
+
+        The request is sent when iteration (or ``async with``) starts; otherwise as
+        :meth:`MultiAgentFramework.stream`.
+        """
+        options = RequestOptions.pop_from(kwargs)
+        body = build_body(input, kwargs)
+
+        async def connect() -> tuple[httpx.Response, Attempt]:
+            attempt = await self._send("POST", f"/v1/teams/{team}/{operation}", json=body, headers=SSE_HEADERS,
+                                       options=options, stream=True)
+            return attempt.response, attempt
+
+        return AsyncStream(connect)
+
+    def stream_run(self, task: str, *, teams: Sequence[str] | None = None, max_usd: float | None = None,
+                   deadline_s: float | None = None, idempotency_key: str | None = None,
+                   session_id: str | None = None) -> AsyncStream:
+        """``POST /v1/runs`` as Server-Sent Events (sent when iteration starts)."""
+        body = _run_body(task, teams, max_usd, deadline_s)
+        options = RequestOptions(idempotency_key=idempotency_key, session_id=session_id)
+
+        async def connect() -> tuple[httpx.Response, Attempt]:
+            attempt = await self._send("POST", "/v1/runs", json=body, headers=SSE_HEADERS, options=options,
+                                       stream=True)
+            return attempt.response, attempt
+
+        return AsyncStream(connect)
+
     async def request(self, method: str, path: str, *, json: Any = None, content: bytes | str | None = None,
                       params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None,
                       idempotency_key: str | None = None, timeout: float | None = None,
@@ -191,7 +252,7 @@ class AsyncMultiAgentFramework(BaseClient):
 
     async def _send(self, method: str, path: str, *, json: Any = None, content: bytes | str | None = None,
                     params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None,
-                    options: RequestOptions | None = None) -> Attempt:
+                    options: RequestOptions | None = None, stream: bool = False) -> Attempt:
         options = options or RequestOptions()
         all_headers = self._headers(method, options, headers)
         request = self._http.build_request(method, self.api_url + path, json=json, content=content, params=params,
@@ -200,7 +261,7 @@ class AsyncMultiAgentFramework(BaseClient):
         retries = 0
         while True:
             try:
-                response = await self._http.send(request)
+                response = await self._http.send(request, stream=stream)
             except httpx.HTTPError as exc:
                 if retries >= max_retries:
                     raise self._connection_error(exc, request) from exc
@@ -213,7 +274,9 @@ class AsyncMultiAgentFramework(BaseClient):
                 await asyncio.sleep(retry_delay(self.retry_policy, retries, response))
                 retries += 1
                 continue
-            await response.aread()
+            if response.status_code >= 400 or not stream:
+                await response.aread()
+                await response.aclose()
             self._raise_for(response)
             return Attempt(response, retries, all_headers.get("idempotency-key"))
 

@@ -22,6 +22,7 @@ from ._models import DynamicOutput, OutputModel, RawResponse, TeamInfo
 
 if TYPE_CHECKING:
     from ._client import AsyncMultiAgentFramework, MultiAgentFramework
+    from ._streaming import AsyncStream, Stream
 
 OutputT = TypeVar("OutputT", bound=OutputModel)
 
@@ -95,6 +96,11 @@ class SyncTeam:
         """Call an operation by name (fields as keywords or one mapping); the output is untyped."""
         return self._invoke(operation, input, dict(kwargs), DynamicOutput)
 
+    def stream(self, operation: str, input: Mapping[str, Any] | BaseModel | None = None, /,
+               **kwargs: Any) -> Stream:
+        """The operation's Server-Sent Events (see :meth:`MultiAgentFramework.stream`)."""
+        return self._client.stream(self.name, operation, input, **kwargs)
+
     def describe(self) -> TeamInfo:
         """``GET /v1/teams/{team}``: the team's operations and their JSON Schemas."""
         return self._client.teams.retrieve(self.name)
@@ -124,6 +130,11 @@ class AsyncTeam:
                    **kwargs: Any) -> DynamicOutput:
         """Call an operation by name (fields as keywords or one mapping); the output is untyped."""
         return await self._invoke(operation, input, dict(kwargs), DynamicOutput)
+
+    def stream(self, operation: str, input: Mapping[str, Any] | BaseModel | None = None, /,
+               **kwargs: Any) -> AsyncStream:
+        """The operation's Server-Sent Events, ``async for event in team.stream(...)``."""
+        return self._client.stream(self.name, operation, input, **kwargs)
 
     async def describe(self) -> TeamInfo:
         """``GET /v1/teams/{team}``: the team's operations and their JSON Schemas."""
