@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from shared.errors import ConfigurationError, MultiAgentError, ProblemError
 
@@ -80,11 +80,19 @@ def _tenant_fields(args: argparse.Namespace) -> dict[str, Any]:
     return fields
 
 
+def money(usd: float) -> str:
+    """USD as the CLI prints it: cents, and as many more digits (to the micro-dollar the
+    store keeps) as it takes not to round a non-zero amount away: $3.00, $0.004, $1.000123."""
+    text = f"{usd:.6f}".rstrip("0")
+    whole, _, cents = text.partition(".")
+    return f"${whole}.{cents.ljust(2, '0')}"
+
+
 def _tenant_text(t: dict[str, Any]) -> str:
     teams = ",".join(t["teams"]) if t["teams"] else "all"
     state = "DISABLED" if t["disabled"] else "active"
-    return (f"{t['tenant_id']}  {t['name']}  {state}  daily ${t['daily_usd']:.2f}  monthly ${t['monthly_usd']:.2f}  "
-            f"rpm {t['rpm']}  tpm {t['tpm']}  teams {teams}")
+    return (f"{t['tenant_id']}  {t['name']}  {state}  daily {money(t['daily_usd'])}  monthly {money(t['monthly_usd'])}"
+            f"  rpm {t['rpm']}  tpm {t['tpm']}  teams {teams}")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -125,6 +133,8 @@ def cmd_tenants(args: argparse.Namespace) -> int:
     from shared.tenants import public_tenant
 
     admin = _admin()
+    if getattr(args, "id", None) is not None:
+        args.id = admin.resolve(args.id).id  # T: a tenant's unique name or its id
     if args.action == "create":
         tenant, key = admin.create(args.name, **_tenant_fields(args))
         out = {**public_tenant(tenant), "api_key": key}
@@ -140,6 +150,8 @@ def cmd_tenants(args: argparse.Namespace) -> int:
         _print(public_tenant(admin.update(args.id, **fields)), args.json, _tenant_text)
     elif args.action == "disable":
         _print(public_tenant(admin.disable(args.id)), args.json, _tenant_text)
+    elif args.action == "enable":
+        _print(public_tenant(admin.enable(args.id)), args.json, _tenant_text)
     elif args.action == "key":
         key = admin.issue_key(args.id)
         _print({"tenant_id": args.id, "api_key": key}, args.json, lambda d: f"api key (shown once): {d['api_key']}")
@@ -162,58 +174,267 @@ def _read_input(value: str) -> dict[str, Any]:
     return data
 
 
+class _Api:
+    """Where ``invoke`` and ``run`` send their request: the server at ``--api-url`` (or
+    ``MULTIAGENT_API_URL``), else the gateway app run inside this command on this machine's
+    ``MULTIAGENT_STORE`` (same code, same budgets; a running server is not involved)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.url = (args.api_url or os.environ.get("MULTIAGENT_API_URL") or "").rstrip("/") or None
+        self.source = "--api-url" if args.api_url else "MULTIAGENT_API_URL"
+        self.key = args.api_key or os.environ.get("MULTIAGENT_API_KEY")
+        if not self.key:
+            raise CLIError("--api-key (or MULTIAGENT_API_KEY) is needed" + (
+                " with --api-url" if self.url else "; `multiagent tenants create NAME` makes one"))
+
+    @property
+    def where(self) -> str:
+        """Where the request went, for a message."""
+        if self.url:
+            return f"at {self.url} ({self.source})"
+        return "in-process: no --api-url or MULTIAGENT_API_URL, so the gateway ran inside this command"
+
+    def note(self) -> None:
+        """Say on stderr where the request is served (once it was accepted)."""
+        if self.url:
+            print(f"multiagent: calling the server {self.where}", file=sys.stderr, flush=True)
+        else:
+            print(f"multiagent: {self.where} on {_settings().store_url} (pass --api-url or set MULTIAGENT_API_URL "
+                  "to use a running server)", file=sys.stderr, flush=True)
+
+    def failure(self, status: int, body: Any) -> CLIError:
+        """The one-line error of a problem answer."""
+        if not isinstance(body, dict):
+            return CLIError(f"{status} from the API ({self.where}): {str(body)[:300]}")
+        fields = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', [])[1:]) or 'body'}: {e.get('msg')}"
+                           for e in body.get("errors", []) if isinstance(e, dict))
+        return CLIError(f"{status} {body.get('title', 'error')}: {body.get('detail', body)}"
+                        + (f" ({fields})" if fields else "") + f" [{'at ' + self.url if self.url else 'in-process'}]")
+
+    def call(self, method: str, path: str, payload: dict[str, Any] | None = None,
+             on_event: Callable[[str, Any], None] | None = None) -> dict[str, Any]:
+        """The 200 body of ``method path``; with ``on_event`` the answer is streamed as
+        Server-Sent Events, each passed to it as it arrives, and the body is the ``done``
+        event's. A problem answer (or an ``error`` event) raises the one-line :class:`CLIError`."""
+        import asyncio
+
+        headers = {"authorization": f"Bearer {self.key}", "accept": "text/event-stream" if on_event else
+                   "application/json", "content-type": "application/json"}
+        body = json.dumps(payload).encode() if payload is not None else b""
+        state: dict[str, Any] = {"status": 0, "raw": b"", "done": None, "error": None}
+        events = _EventParser(lambda name, data: self._event(state, name, data, on_event))
+
+        def start(status: int) -> None:
+            state["status"] = status
+            if status == 200:
+                self.note()
+
+        def chunk(data: bytes) -> None:
+            if state["status"] == 200 and on_event is not None:
+                events.feed(data)
+            else:
+                state["raw"] += data
+
+        if self.url:
+            asyncio.run(self._over_http(method, path, body, headers, start, chunk))
+        else:
+            asyncio.run(self._in_process(method, path, body, headers, start, chunk))
+        status = state["status"]
+        if status == 200 and on_event is not None:
+            if state["error"] is not None:
+                raise self.failure(int(state["error"].get("status", 500)), state["error"])
+            if state["done"] is None:
+                raise CLIError(f"the event stream ended before the run was done ({self.where})")
+            return state["done"]  # type: ignore[no-any-return]
+        try:
+            answer = json.loads(state["raw"] or b"null")
+        except ValueError:
+            raise CLIError(f"the API answered {status} with a non-JSON body ({self.where})") from None
+        if status != 200:
+            raise self.failure(status, answer)
+        return answer  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _event(state: dict[str, Any], name: str, data: Any, on_event: Callable[[str, Any], None] | None) -> None:
+        if name == "done":
+            state["done"] = data
+        elif name == "error":
+            state["error"] = data if isinstance(data, dict) else {"detail": str(data)}
+        if on_event is not None:
+            on_event(name, data)
+
+    async def _over_http(self, method: str, path: str, body: bytes, headers: dict[str, str],
+                         start: Callable[[int], None], chunk: Callable[[bytes], None]) -> None:
+        import httpx
+
+        url = f"{self.url}{path}"
+        try:
+            # a run may last up to its deadline (at most an hour); a stream sends a keep-alive every 15 s
+            async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=3_700.0)) as client, \
+                    client.stream(method, url, content=body or None, headers=headers) as resp:
+                start(resp.status_code)
+                async for data in resp.aiter_bytes():
+                    chunk(data)
+        except httpx.HTTPError as exc:
+            raise CLIError(f"cannot reach {url}: {exc or type(exc).__name__}") from None
+
+    @staticmethod
+    async def _in_process(method: str, path: str, body: bytes, headers: dict[str, str],
+                          start: Callable[[int], None], chunk: Callable[[bytes], None]) -> None:
+        """One request through the gateway app, its body passed on chunk by chunk as the app
+        sends it (so a stream is printed as it happens, unlike httpx's ASGITransport)."""
+        import asyncio
+
+        from shared.entrypoints import asgi_app
+        from shared.observability import audit
+
+        app = asgi_app("gateway")
+        finished = asyncio.Event()
+        sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await finished.wait()  # the client stays until the whole answer was sent
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start(int(message["status"]))
+            elif message["type"] == "http.response.body":
+                if message.get("body"):
+                    chunk(bytes(message["body"]))
+                if not message.get("more_body"):
+                    finished.set()
+
+        path_only, _, query = path.partition("?")
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+                 "scheme": "http", "path": path_only, "raw_path": path_only.encode(), "query_string": query.encode(),
+                 "root_path": "", "headers": [(k.encode(), v.encode()) for k, v in
+                                              {**headers, "host": "in-process"}.items()],
+                 "client": ("127.0.0.1", 0), "server": ("in-process", 80)}
+        try:
+            await app(scope, receive, send)  # type: ignore[arg-type]
+        finally:
+            finished.set()
+            await audit.drain()  # the audit trail is written before the command exits
+
+
+class _EventParser:
+    """Server-Sent Events from a byte stream: ``on_event(name, JSON data)`` per event."""
+
+    def __init__(self, on_event: Callable[[str, Any], None]) -> None:
+        self.on_event, self.buffer = on_event, b""
+
+    def feed(self, data: bytes) -> None:
+        """Take the next bytes; report every event they complete."""
+        self.buffer = (self.buffer + data).replace(b"\r\n", b"\n")
+        while b"\n\n" in self.buffer:
+            block, self.buffer = self.buffer.split(b"\n\n", 1)
+            name, lines = "message", []
+            for line in block.decode("utf-8", "replace").split("\n"):
+                field, _, value = line.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                if field == "event":
+                    name = value
+                elif field == "data":
+                    lines.append(value)
+            if lines:
+                try:
+                    self.on_event(name, json.loads("\n".join(lines)))
+                except ValueError:
+                    self.on_event(name, "\n".join(lines))
+
+
 def cmd_invoke(args: argparse.Namespace) -> int:
     payload = _read_input(args.input)
-    url = args.api_url or os.environ.get("MULTIAGENT_API_URL")
-    key = args.api_key or os.environ.get("MULTIAGENT_API_KEY")
-    if url:
-        if not key:
-            raise CLIError("--api-key (or MULTIAGENT_API_KEY) is needed with --api-url")
-        status, body = _http_post(f"{url.rstrip('/')}/v1/teams/{args.team}/{args.operation}", payload, key)
-    else:
-        if not key:
-            raise CLIError("--api-key (or MULTIAGENT_API_KEY) is needed; `multiagent tenants create NAME` makes one")
-        status, body = _invoke_in_process(args.team, args.operation, payload, key)
-    if status != 200:
-        fields = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', [])[1:]) or 'body'}: {e.get('msg')}"
-                           for e in body.get("errors", []))
-        raise CLIError(f"{status} {body.get('title', 'error')}: {body.get('detail', body)}"
-                       + (f" ({fields})" if fields else ""))
+    api = _Api(args)
+    body = api.call("POST", f"/v1/teams/{args.team}/{args.operation}", payload)
     _print(body, args.json, lambda d: json.dumps(d["output"], indent=2) +
            f"\n-- {d['model']}, {d['usage']['input_tokens']}+{d['usage']['output_tokens']} tokens, "
-           f"${d['usage']['cost_usd']:.6f}, {d['duration_ms']} ms")
+           f"{money(d['usage']['cost_usd'])}, {d['duration_ms']} ms")
     return 0
 
 
-def _http_post(url: str, payload: dict[str, Any], key: str) -> tuple[int, dict[str, Any]]:
-    import httpx
-
-    try:
-        resp = httpx.post(url, json=payload, headers={"authorization": f"Bearer {key}"}, timeout=300)
-    except httpx.HTTPError as exc:
-        raise CLIError(f"cannot reach {url}: {exc}") from None
-    try:
-        return resp.status_code, resp.json()
-    except ValueError:
-        raise CLIError(f"{url} answered {resp.status_code} with a non-JSON body") from None
+# `multiagent run`: 0 when the run succeeded, PARTIAL_EXIT when some steps failed or were refused, 1 when it failed
+PARTIAL_EXIT = 3
 
 
-def _invoke_in_process(team: str, operation: str, payload: dict[str, Any], key: str) -> tuple[int, dict[str, Any]]:
-    import httpx
+def _run_text(run: dict[str, Any]) -> str:
+    lines = [str(run.get("answer") or "(no answer)"), ""]
+    for s in run.get("steps") or []:
+        usage = s.get("usage") or {}
+        line = f"  [{s['id']}] {s['team']}/{s['operation']}: {s['status']}"
+        if usage.get("cost_usd") is not None:
+            line += f", {money(float(usage['cost_usd']))}"
+        if s.get("error"):
+            line += f" ({s['error'].get('status', '')} {s['error'].get('title', '')}: {s['error'].get('detail', '')})"
+        lines.append(line[:400])
+    u = run.get("usage") or {}
+    ok = sum(1 for s in run.get("steps") or [] if s["status"] == "succeeded")
+    lines.append(f"-- {run['id']} {run['status']}: {ok} of {len(run.get('steps') or [])} steps succeeded, "
+                 f"{u.get('input_tokens', 0)}+{u.get('output_tokens', 0)} tokens, {money(u.get('cost_usd', 0.0))}")
+    return "\n".join(lines)
 
-    from shared.entrypoints import asgi_app
 
-    async def go() -> tuple[int, dict[str, Any]]:
-        app = asgi_app("gateway")
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://in-process") as client:
-            resp = await client.post(f"/v1/teams/{team}/{operation}", json=payload,
-                                     headers={"authorization": f"Bearer {key}"}, timeout=300)
-            return resp.status_code, resp.json()
+def _event_text(name: str, data: Any) -> str | None:
+    """One line per run event worth a line on a terminal (``done`` is printed as the result)."""
+    if not isinstance(data, dict):
+        return None
+    label = f"[{data.get('step')}] {data.get('team')}/{data.get('operation')}"
+    if name == "step.started":
+        return f"{label} started"
+    if name == "step.completed":
+        error = data.get("error") or {}
+        cost = (data.get("usage") or {}).get("cost_usd")
+        return (f"{label} {data.get('status')}" + (f", {money(float(cost))}" if cost is not None else "")
+                + (f" ({error.get('status')} {error.get('title')}: {error.get('detail')})"[:300] if error else ""))
+    if name == "tool.called":
+        return f"{label} tool {data.get('tool', data.get('name', '?'))}"
+    if name == "model.delta" and data.get("step") == "plan":
+        return f"[plan] planned on {data.get('model')}"
+    if name == "usage":
+        return f"[usage] {data.get('input_tokens', 0)}+{data.get('output_tokens', 0)} tokens, " \
+               f"{money(float(data.get('cost_usd', 0.0)))}"
+    return None
 
-    import asyncio
 
-    return asyncio.run(go())
+def cmd_run(args: argparse.Namespace) -> int:
+    from shared import limits
+
+    if not args.task.strip():
+        raise CLIError("TASK must not be empty")
+    payload: dict[str, Any] = {"task": args.task}
+    if args.teams is not None:
+        teams = _teams_arg(args.teams)
+        if not teams:
+            raise CLIError("--teams needs at least one team name, e.g. --teams finance,legal")
+        payload["teams"] = teams
+    if args.max_usd is not None:
+        value = _number(args.max_usd, "max_usd")
+        limits.usd_micros(value, ["body", "max_usd"], positive=True)  # the server's rule, checked before sending
+        payload["max_usd"] = value
+    api = _Api(args)
+
+    def show(name: str, data: Any) -> None:
+        if args.json:
+            print(json.dumps({"event": name, "data": data}), flush=True)
+        elif name not in ("done", "error"):
+            line = _event_text(name, data)
+            if line:
+                print(line, flush=True)
+
+    run = api.call("POST", "/v1/runs", payload, on_event=show if args.follow else None)
+    if not (args.follow and args.json):  # with --follow --json the `done` event was the last line
+        _print(run, args.json, _run_text)
+    if run["status"] == "succeeded":
+        return 0
+    not_ok = [f"{s['id']} {s['status']}" for s in run.get("steps") or [] if s["status"] != "succeeded"]
+    detail = (run.get("error") or {}).get("detail") or ", ".join(not_ok)
+    print(f"multiagent: run {run['id']} {run['status']}: {detail}"[:1_000], file=sys.stderr)
+    return PARTIAL_EXIT if run["status"] == "partial" else 1
 
 
 def cmd_usage(args: argparse.Namespace) -> int:
@@ -255,12 +476,39 @@ def cmd_usage(args: argparse.Namespace) -> int:
     return 0
 
 
+def since_time(text: str, now: float | None = None) -> str:
+    """``--since`` as the store's timestamp format (UTC): an ISO 8601 date or time (without
+    an offset: UTC), or a relative ``30m``, ``1h``, ``7d``, ``2w`` (before now)."""
+    import re
+    from datetime import UTC, datetime, timedelta
+
+    raw = text.strip()
+    relative = re.fullmatch(r"(\d{1,6})\s*([smhdw])", raw)
+    if relative:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[relative[2]]
+        at = datetime.fromtimestamp(time.time() if now is None else now, UTC) - timedelta(**{unit: int(relative[1])})
+    else:
+        try:
+            at = datetime.fromisoformat(raw)
+        except ValueError:
+            raise CLIError(f"--since {text!r} is neither an ISO 8601 time (2026-11-22, 2026-11-22T09:30Z) "
+                           "nor a relative one (30m, 1h, 7d, 2w)") from None
+        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
+    from shared.observability.audit import recent
+
+    since = since_time(args.since) if args.since is not None else None
+    if args.limit < 1:
+        raise CLIError(f"--limit {args.limit} must be at least 1")
     admin = _admin()
-    tenants = [admin.get(args.tenant)] if args.tenant else admin.store.list_tenants()
+    tenants = [admin.resolve(args.tenant)] if args.tenant else admin.store.list_tenants()
     events = []
     for t in tenants:
-        events += [e for e in admin.store.list_audit(t.id, args.limit) if not args.since or e.at >= args.since]
+        events += recent(admin.store, t.id, since, cap=args.limit) if since else \
+            admin.store.list_audit(t.id, args.limit)
     events.sort(key=lambda e: e.at, reverse=True)
     data = {"events": [{"tenant_id": e.tenant_id, **e.public()} for e in events[: args.limit]]}
     _print(data, args.json, lambda d: "\n".join(
@@ -286,9 +534,19 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     return 0
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with every usage error as ONE line on stderr (exit 2), not its usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        """``multiagent: <command>: <what is wrong> (see <command> --help)``."""
+        text = " ".join(message.split())
+        command = self.prog.removeprefix("multiagent").strip()
+        self.exit(2, f"multiagent: {command + ': ' if command else ''}{text} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used by the docs)."""
-    p = argparse.ArgumentParser(prog="multiagent", description="24 AI teams behind one API, with budgets.")
+    p = ArgumentParser(prog="multiagent", description="24 AI teams behind one API, with budgets.")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="gateway + all teams in one process")
@@ -303,7 +561,10 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tenants", help="manage tenants").add_subparsers(dest="action", required=True)
     for action in ("create", "update"):
         s = t.add_parser(action)
-        s.add_argument("name" if action == "create" else "id")
+        if action == "create":
+            s.add_argument("name")
+        else:
+            s.add_argument("id", metavar="T", help="the tenant's unique name or its id")
         if action == "update":
             s.add_argument("--name", dest="new_name")
         # Money and limits are read as text and checked by shared/limits.py (one-line errors, not argparse's).
@@ -318,10 +579,10 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--on-low-budget", choices=["refuse", "cheaper_model"])
         s.add_argument("--json", action="store_true")
         s.set_defaults(fn=cmd_tenants)
-    for action in ("list", "show", "disable", "key"):
+    for action in ("list", "show", "disable", "enable", "key"):
         s = t.add_parser(action)
         if action != "list":
-            s.add_argument("id")
+            s.add_argument("id", metavar="T", help="the tenant's unique name or its id")
         s.add_argument("--json", action="store_true")
         s.set_defaults(fn=cmd_tenants)
 
@@ -329,10 +590,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("team")
     s.add_argument("operation")
     s.add_argument("--input", required=True, help="JSON object or @FILE")
-    s.add_argument("--api-url")
-    s.add_argument("--api-key")
+    s.add_argument("--api-url", help="the server to call (default: MULTIAGENT_API_URL, else in-process)")
+    s.add_argument("--api-key", help="a tenant's API key (default: MULTIAGENT_API_KEY)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_invoke)
+
+    s = sub.add_parser("run", help="an orchestrated multi-team run",
+                       epilog=f"exit status: 0 succeeded, {PARTIAL_EXIT} partial (some steps failed or were "
+                              "refused), 1 failed")
+    s.add_argument("task")
+    s.add_argument("--teams", help="comma-separated teams that must take part (default: the planner picks)")
+    s.add_argument("--max-usd", metavar="USD", help="the run's total budget, (0, 1e9]")
+    s.add_argument("--follow", action="store_true", help="print the run's events as they happen")
+    s.add_argument("--api-url", help="the server to call (default: MULTIAGENT_API_URL, else in-process)")
+    s.add_argument("--api-key", help="a tenant's API key (default: MULTIAGENT_API_KEY)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_run)
 
     s = sub.add_parser("usage", help="spend per tenant")
     s.add_argument("--tenant")
@@ -340,8 +613,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_usage)
 
     s = sub.add_parser("audit", help="audit events")
-    s.add_argument("--tenant")
-    s.add_argument("--since", help="ISO time, e.g. 2026-11-22")
+    s.add_argument("--tenant", help="a tenant's name or id (default: every tenant)")
+    s.add_argument("--since", help="ISO 8601 (2026-11-22, 2026-11-22T09:30Z) or relative (30m, 1h, 7d, 2w)")
     s.add_argument("--limit", type=int, default=50)
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_audit)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from shared import limits, webhooks
 from shared.auth import Authenticator
 from shared.config import Settings
-from shared.errors import NotFound, ValidationFailed
+from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.pricing import micros, usd
 from shared.store.base import AuditEvent, Store, Tenant, new_id
 
@@ -20,6 +20,18 @@ EDITABLE = ("name", "daily_usd", "monthly_usd", "rpm", "tpm", "teams", "team_dai
 
 def _bad(field: str, msg: str) -> ValidationFailed:
     return limits.invalid(["body", field], msg)
+
+
+class NameTaken(Conflict):
+    """Another tenant already has this name (names are unique, compared case-insensitively)."""
+
+    title = "Tenant name taken"
+
+
+class AmbiguousName(Conflict):
+    """A name several tenants share (made before names were unique): use an id."""
+
+    title = "Ambiguous tenant name"
 
 
 def to_changes(fields: dict[str, Any], catalog: Catalog) -> dict[str, Any]:
@@ -89,6 +101,7 @@ class TenantAdmin:
             raise _bad("name", "must be a non-empty string")
         s = self.settings
         changes = to_changes(fields, self.catalog)
+        self._check_name_free(name.strip())
         tenant = Tenant(id=new_id("ten"), name=name.strip(), daily_limit_micros=micros(s.default_daily_usd),
                         monthly_limit_micros=micros(s.default_monthly_usd), rpm=s.default_rpm, tpm=s.default_tpm)
         tenant = Tenant.from_dict({**tenant.to_dict(), **changes})
@@ -97,6 +110,14 @@ class TenantAdmin:
         self._audit(tenant.id, "admin.tenant_created", {"name": tenant.name})
         return tenant, key
 
+    def _check_name_free(self, name: str, tenant_id: str | None = None) -> None:
+        """409 when another tenant (not ``tenant_id``) already has ``name``. Checked on a read
+        of the tenants: two creates racing with one new name can both pass (the CLI and the
+        admin API are operator tools, not a hot path)."""
+        taken = [t for t in self.store.list_tenants() if t.name.casefold() == name.casefold() and t.id != tenant_id]
+        if taken:
+            raise NameTaken(f"a tenant named {taken[0].name!r} already exists ({taken[0].id}); names are unique")
+
     def get(self, tenant_id: str) -> Tenant:
         """The tenant or 404."""
         tenant = self.store.get_tenant(tenant_id)
@@ -104,10 +125,25 @@ class TenantAdmin:
             raise NotFound(f"no tenant {tenant_id!r}")
         return tenant
 
+    def resolve(self, ref: str) -> Tenant:
+        """The tenant whose id or (case-insensitively) unique name is ``ref``, or 404; a name
+        that several tenants share (made before names were unique) is a 409 naming their ids."""
+        tenant = self.store.get_tenant(ref)
+        if tenant is not None:
+            return tenant
+        named = [t for t in self.store.list_tenants() if t.name.casefold() == ref.strip().casefold()]
+        if len(named) > 1:
+            raise AmbiguousName(f"{len(named)} tenants are named {ref!r}; use an id: {', '.join(t.id for t in named)}")
+        if not named:
+            raise NotFound(f"no tenant with the id or name {ref!r}")
+        return named[0]
+
     def update(self, tenant_id: str, /, **fields: Any) -> Tenant:
         """Change limits or settings."""
         self.get(tenant_id)
         changes = to_changes(fields, self.catalog)
+        if "name" in changes:
+            self._check_name_free(changes["name"], tenant_id)
         tenant = self.store.update_tenant(tenant_id, changes)
         self._audit(tenant_id, "admin.tenant_updated", {"fields": sorted(fields)})
         return tenant
@@ -115,6 +151,10 @@ class TenantAdmin:
     def disable(self, tenant_id: str) -> Tenant:
         """Disable the tenant: its keys stop working (403)."""
         return self.update(tenant_id, disabled=True)
+
+    def enable(self, tenant_id: str) -> Tenant:
+        """Enable a disabled tenant again: its keys that were not revoked work again."""
+        return self.update(tenant_id, disabled=False)
 
     def issue_key(self, tenant_id: str) -> str:
         """Another API key for the tenant."""

@@ -6,6 +6,7 @@ budget, invalid arguments.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from shared.catalog import load_catalog
 from tests.e2e.live_server import REPO_ROOT, LiveServer, Tenant, free_port, live_server_fixture
 
 pytestmark = pytest.mark.e2e
+RUN_TOOLS = ("start_run", "get_run", "list_runs")
 
 UNLIMITED = ("--rpm", "100000", "--tpm", "1000000000")
 server = live_server_fixture(fake_model=True, tenant_args=UNLIMITED)
@@ -89,9 +91,9 @@ async def test_stdio_lists_filtered_tools_and_calls_one(server: LiveServer) -> N
                              "--teams", "finance,marketing") as session:
         # when the client lists the tools
         tools = {t.name: t for t in (await session.list_tools()).tools}
-        # then there is one per operation of the selected teams, with its input schema, plus list_teams
+        # then there is one per operation of the selected teams, with its input schema, plus list_teams and runs
         catalog = load_catalog()
-        expected = {"list_teams"} | {f"{t.replace('-', '_')}_{op.name}" for t in ("finance", "marketing")
+        expected = {"list_teams", *RUN_TOOLS} | {f"{t.replace('-', '_')}_{op.name}" for t in ("finance", "marketing")
                                      for op in catalog.team(t).operations}
         assert set(tools) == expected
         schema = tools["finance_analyze_investment"].input_schema
@@ -132,7 +134,7 @@ async def test_stdio_invalid_arguments_and_budget_refusal(server: LiveServer, po
 async def test_http_lists_every_operation_and_calls_one(server: LiveServer, mcp_http: str) -> None:
     async with http_session(mcp_http, server.api_key) as session:
         tools = (await session.list_tools()).tools
-        assert len(tools) == 1 + sum(len(t.operations) for t in load_catalog())
+        assert len(tools) == 1 + len(RUN_TOOLS) + sum(len(t.operations) for t in load_catalog())
         result = await session.call_tool("marketing_analyze_campaign", {"target": "developers", "budget": 5000})
         assert not result.is_error, _text(result)
         output_model = load_catalog().team("marketing").operation("analyze_campaign").output
@@ -156,3 +158,46 @@ async def test_http_budget_refusal_invalid_arguments_and_missing_key(server: Liv
                                          "params": {"name": "finance_ask", "arguments": {"question": "hi"}}},
                          headers={"accept": "application/json, text/event-stream"}, timeout=30)
     assert keyless.status_code == 401 and keyless.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_stdio_runs_are_started_read_and_listed(server: LiveServer, poor: Tenant) -> None:
+    async with stdio_session(server, "--api-url", server.url, "--api-key", server.api_key,
+                             "--teams", "finance,legal") as session:
+        tools = {t.name: t for t in (await session.list_tools()).tools}
+        assert tools["start_run"].input_schema["required"] == ["task"]
+        assert tools["start_run"].input_schema["properties"]["teams"]["items"]["enum"] == ["finance", "legal"]
+        # a run over two teams, waited for: its answer, then status and cost
+        done = await session.call_tool("start_run", {"task": "Should we expand to Germany?",
+                                                     "teams": ["finance", "legal"], "max_usd": 2})
+        assert not done.is_error, _text(done)
+        run = done.structured_content
+        assert run is not None and run["status"] == "succeeded" and run["answer"] in _text(done)
+        assert f"[run {run['id']} succeeded: 2 of 2 steps succeeded" in _text(done)
+        # read back by id, and listed newest first
+        got = await session.call_tool("get_run", {"run_id": run["id"]})
+        assert not got.is_error and got.structured_content["answer"] == run["answer"]
+        listed = await session.call_tool("list_runs", {"limit": 5})
+        assert not listed.is_error and listed.structured_content["runs"][0]["id"] == run["id"]
+        assert run["id"] in _text(listed) and "succeeded" in _text(listed)
+        # without waiting: the id at once, then read until it is done
+        queued = await session.call_tool("start_run", {"task": "Is the contract sound?", "teams": ["legal"],
+                                                       "wait": False})
+        assert not queued.is_error and queued.structured_content["status"] in ("queued", "running"), _text(queued)
+        assert "get_run" in _text(queued)
+        deadline = time.monotonic() + 60
+        while True:
+            later = await session.call_tool("get_run", {"run_id": queued.structured_content["id"]})
+            if later.structured_content["status"] not in ("queued", "running") or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        assert later.structured_content["status"] == "succeeded", _text(later)
+        # bad arguments and unknown runs are tool errors the model can read
+        empty = await session.call_tool("start_run", {"task": ""})
+        assert empty.is_error and "422" in _text(empty) and "task" in _text(empty)
+        missing = await session.call_tool("get_run", {"run_id": "run_missing"})
+        assert missing.is_error and "404" in _text(missing)
+    # a run none of whose steps could be paid for is failed: a tool error naming the refusal
+    async with stdio_session(server, "--api-url", server.url, "--api-key", poor.api_key) as session:
+        refused = await session.call_tool("start_run", {"task": "Plan", "teams": ["finance"]})
+        assert refused.is_error and refused.structured_content["status"] == "failed"
+        assert "failed: 0 of 1 steps succeeded" in _text(refused) and "Budget exceeded" in _text(refused)

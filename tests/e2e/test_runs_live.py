@@ -17,7 +17,7 @@ from httpx_sse import connect_sse
 
 from shared.store import open_store
 from tests.e2e.live_server import REPO_ROOT, LiveServer, _wait_ready, free_port, start_live_server
-from tests.fakes.messages_api import max_overlap, tool_use
+from tests.fakes.messages_api import error, max_overlap, tool_use
 
 pytestmark = pytest.mark.e2e
 
@@ -212,3 +212,132 @@ def test_a_team_in_its_own_function_is_reached_with_a_signed_envelope(tmp_path: 
     finally:
         routed.stop()
         legal.stop()
+
+
+def _plan_a_then_b() -> object:
+    return tool_use("submit_plan", {"steps": [
+        {"id": "a", "team": "finance", "operation": "ask", "input": {"question": "q1"}},
+        {"id": "b", "team": "legal", "operation": "ask", "input": {"question": "q2"}, "depends_on": ["a"]}]})
+
+
+def test_runs_end_succeeded_partial_or_failed_and_are_listed_newest_first(server: LiveServer):
+    server.fake.reset()
+    lister = server.create_tenant("lister", "--rpm", "10000", "--tpm", "100000000")
+    auth = server.auth(lister.api_key)
+
+    def post(body: dict) -> dict:
+        resp = httpx.post(server.url + "/v1/runs", json=body, headers=auth, timeout=60)
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    # a run whose every step succeeded
+    ok = post({"task": "Is a budgeting app a good idea?", "teams": ["finance"]})
+    assert ok["status"] == "succeeded" and "error" not in ok
+    # a run with one step failed at the model (a 400 is not retried) and one that succeeded: partial
+    server.fake.push(_plan_a_then_b(), error(400, message="bad request for this step"))
+    partial = post({"task": "Check the plan"})
+    assert partial["status"] == "partial" and partial["answer"] and "error" not in partial, partial
+    assert [(s["id"], s["status"]) for s in partial["steps"]] == [("a", "failed"), ("b", "succeeded")]
+    # a run whose every call is refused by its cap: failed, with the refusal as its error
+    failed = post({"task": "Plan", "teams": ["finance"], "max_usd": 0.0001})
+    assert failed["status"] == "failed" and [s["status"] for s in failed["steps"]] == ["refused"], failed
+    assert failed["error"]["type"] == "/problems/budget-exceeded" and "no step succeeded" in failed["error"]["detail"]
+
+    # GET /v1/runs: the tenant's runs, newest first, paged
+    first = httpx.get(server.url + "/v1/runs", params={"limit": 2}, headers=auth, timeout=10)
+    assert first.status_code == 200, first.text
+    page = first.json()
+    assert [(r["id"], r["status"]) for r in page["runs"]] == [(failed["id"], "failed"), (partial["id"], "partial")]
+    assert page["runs"][1]["steps"] == [{"id": "a", "team": "finance", "operation": "ask", "status": "failed"},
+                                        {"id": "b", "team": "legal", "operation": "ask", "status": "succeeded"}]
+    assert "answer" not in page["runs"][0] and page["runs"][0]["error"]["status"] == 402
+    rest = httpx.get(server.url + "/v1/runs", params={"limit": 2, "before": page["next"]}, headers=auth,
+                     timeout=10).json()
+    assert [r["id"] for r in rest["runs"]] == [ok["id"]] and "next" not in rest
+    assert rest["runs"][0]["usage"]["cost_usd"] == ok["usage"]["cost_usd"] > 0
+    # another tenant sees none of them; bad paging is a 422, no key a 401
+    theirs = httpx.get(server.url + "/v1/runs", params={"limit": 200}, headers=server.auth(), timeout=10).json()
+    assert not {r["id"] for r in theirs["runs"]} & {ok["id"], partial["id"], failed["id"]}
+    for bad in ({"limit": 0}, {"limit": 201}, {"limit": "ten"}):
+        refused = httpx.get(server.url + "/v1/runs", params=bad, headers=auth, timeout=10)
+        assert refused.status_code == 422 and refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["errors"][0]["loc"] == ["query", "limit"]
+    assert httpx.get(server.url + "/v1/runs", timeout=10).status_code == 401
+    # and the OpenAPI document has the path
+    spec = httpx.get(server.url + "/openapi.json", timeout=10).json()
+    assert spec["paths"]["/v1/runs"]["get"]["operationId"] == "list_runs"
+
+
+def _cli(server: LiveServer, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=REPO_ROOT, env={**server.env, **env},
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_run_against_the_server_in_process_and_following_its_events(server: LiveServer):
+    server.fake.reset()
+    cli_tenant = server.create_tenant("cli-runs", "--rpm", "10000", "--tpm", "100000000")
+    key = cli_tenant.api_key
+
+    def listed() -> list[dict]:
+        return httpx.get(server.url + "/v1/runs", headers=server.auth(key), timeout=10).json()["runs"]
+
+    # --api-url: the server runs it; stderr says where, stdout is the run
+    out = _cli(server, "run", "Is a budgeting app a good idea?", "--teams", "finance", "--api-url", server.url,
+               "--api-key", key, "--json")
+    assert out.returncode == 0, out.stderr
+    run = json.loads(out.stdout)
+    assert run["status"] == "succeeded" and run["answer"] and f"at {server.url}" in out.stderr
+    assert listed()[0]["id"] == run["id"]
+
+    # MULTIAGENT_API_URL and MULTIAGENT_API_KEY, --follow: each event printed as it happens, then the run
+    server.fake.set_default_delay(0.6)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "run", "Launch it", "--teams", "finance,legal",
+                                 "--follow"], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**server.env, "MULTIAGENT_API_URL": server.url, "MULTIAGENT_API_KEY": key})
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # blocks until the first event line arrives
+        first_at = time.monotonic()
+        rest, err = proc.communicate(timeout=120)
+        ended_at = time.monotonic()
+    finally:
+        server.fake.set_default_delay(0.0)
+    assert proc.returncode == 0, err
+    assert first.startswith("[plan]") or " started" in first, first
+    assert ended_at - first_at > 0.5  # streamed while the steps were still at the model, not printed at the end
+    lines = (first + rest).splitlines()
+    assert any(line.endswith("finance/ask started") or "finance/" in line and "started" in line for line in lines)
+    assert any("legal/" in line and " succeeded" in line for line in lines)
+    assert "2 of 2 steps succeeded" in lines[-1] and "MULTIAGENT_API_URL" in err
+    # --follow --json: one JSON event per line, the last one `done` with the run
+    out = _cli(server, "run", "Launch it", "--teams", "finance", "--follow", "--json", "--api-url", server.url,
+               "--api-key", key)
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    assert out.returncode == 0 and events[0]["event"] in ("model.delta", "usage", "step.started"), out.stderr
+    assert events[-1]["event"] == "done" and events[-1]["data"]["status"] == "succeeded"
+    assert {"step.started", "step.completed"} <= {e["event"] for e in events}
+
+    # a partial run exits 3, a failed one 1, each with one line on stderr saying why
+    server.fake.push(_plan_a_then_b(), error(400, message="bad request for this step"))
+    out = _cli(server, "run", "Check the plan", "--api-url", server.url, "--api-key", key)
+    assert out.returncode == 3, out.stderr
+    assert "partial: 1 of 2 steps succeeded" in out.stdout and out.stderr.splitlines()[-1].endswith("a failed")
+    out = _cli(server, "run", "Plan", "--teams", "finance", "--max-usd", "0.0001", "--api-url", server.url,
+               "--api-key", key)
+    assert out.returncode == 1 and "failed: no step succeeded" in out.stderr.splitlines()[-1], out.stderr
+    # bad input is one line before anything is sent
+    for args, word in ((("--max-usd", "-1"), "max_usd"), (("--max-usd", "lots"), "max_usd"),
+                       (("--teams", ","), "--teams")):
+        out = _cli(server, "run", "Plan", *args, "--api-url", server.url, "--api-key", key)
+        assert out.returncode != 0 and len(out.stderr.strip().splitlines()) == 1 and word in out.stderr, out.stderr
+
+    # without a URL: in-process on the same store (the server is not involved), and it says so
+    before = len(server.fake.log())
+    out = _cli(server, "run", "Is it compliant?", "--teams", "legal", "--api-key", key, "--json")
+    assert out.returncode == 0, out.stderr
+    assert "in-process" in out.stderr and "--api-url" in out.stderr
+    run = json.loads(out.stdout)
+    assert run["status"] == "succeeded" and len(server.fake.log()) > before  # the model was called from the CLI
+    assert listed()[0]["id"] == run["id"]  # and the run is in the shared store, where the server reads it
+    ours = httpx.get(server.url + f"/v1/runs/{run['id']}", headers=server.auth(key), timeout=10).json()
+    assert ours["answer"] == run["answer"]

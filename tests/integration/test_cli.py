@@ -89,6 +89,17 @@ def test_teams_and_store_init(env):
         (["tenants", "create", "x", "--teams", "legal,astrology"], ["astrology"]),
         (["invoke", "legal", "ask", "--input", '{"question": "q"}', "--api-url", "http://127.0.0.1:9",
           "--api-key", "mak_x"], ["cannot reach"]),
+        # usage errors: one line naming the command, not argparse's usage block
+        ([], ["required", "command"]),
+        (["tenants", "bogus"], ["tenants", "invalid choice", "enable"]),
+        (["invoke", "finance"], ["invoke", "required", "--input"]),
+        (["audit", "--limit", "x"], ["audit", "--limit"]),
+        (["audit", "--since", "yesterday"], ["--since", "yesterday", "7d"]),
+        (["audit", "--since", "3 fortnights"], ["--since"]),
+        (["audit", "--limit", "0"], ["--limit"]),
+        (["run"], ["run", "required", "task"]),
+        (["run", "t", "--max-usd", "nan", "--api-key", "mak_x"], ["max_usd"]),
+        (["tenants", "enable", "nobody"], ["no tenant", "nobody"]),
     ],
 )
 def test_bad_input_is_one_line_on_stderr(env, args, words):
@@ -108,3 +119,77 @@ def test_serve_refuses_a_model_without_price(env, tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert_one_line_error(out, "gpt-9", "price")
 
+
+
+def test_tenants_by_name_or_id_names_unique_enable_and_money_digits(env):
+    created = json.loads(multiagent(env, "tenants", "create", "acme", "--daily-usd", "0.004", "--json").stdout)
+    tenant_id = created["tenant_id"]
+    # a name is unique (case-insensitively): one line, non-zero
+    assert_one_line_error(multiagent(env, "tenants", "create", "ACME"), "409", "acme", "already exists")
+    # every tenant command takes the name or the id
+    assert json.loads(multiagent(env, "tenants", "show", "acme", "--json").stdout)["tenant_id"] == tenant_id
+    assert json.loads(multiagent(env, "tenants", "show", tenant_id, "--json").stdout)["name"] == "acme"
+    renamed = json.loads(multiagent(env, "tenants", "update", "acme", "--name", "acme-eu", "--json").stdout)
+    assert renamed["tenant_id"] == tenant_id and renamed["name"] == "acme-eu"
+    assert json.loads(multiagent(env, "tenants", "disable", "acme-eu", "--json").stdout)["disabled"] is True
+    # and a disabled tenant can be enabled again
+    assert json.loads(multiagent(env, "tenants", "enable", "ACME-EU", "--json").stdout)["disabled"] is False
+    assert json.loads(multiagent(env, "tenants", "key", "acme-eu", "--json").stdout)["api_key"].startswith("mak_")
+    other = json.loads(multiagent(env, "tenants", "create", "beta", "--json").stdout)["tenant_id"]
+    assert_one_line_error(multiagent(env, "tenants", "update", other, "--name", "Acme-EU"), "409", "acme-eu")
+    # money under a cent is printed with the digits that make it non-zero
+    shown = multiagent(env, "tenants", "show", "acme-eu").stdout
+    assert "daily $0.004 " in shown and "monthly $" in shown and "$0.00 " not in shown
+    listed = multiagent(env, "tenants", "list").stdout
+    assert "acme-eu" in listed and "active" in listed and "beta" in listed
+
+
+def test_admin_api_refuses_a_taken_name_with_409(env):
+    server = ServeProcess({**env, "MULTIAGENT_ADMIN_KEY": "admin-secret"}).wait_ready()
+    try:
+        import httpx
+
+        admin = {"authorization": "Bearer admin-secret"}
+        first = httpx.post(server.url + "/v1/admin/tenants", json={"name": "acme"}, headers=admin, timeout=30)
+        assert first.status_code == 201, first.text
+        again = httpx.post(server.url + "/v1/admin/tenants", json={"name": " Acme "}, headers=admin, timeout=30)
+        other = httpx.post(server.url + "/v1/admin/tenants", json={"name": "beta"}, headers=admin, timeout=30)
+        rename = httpx.patch(server.url + f"/v1/admin/tenants/{other.json()['tenant_id']}", json={"name": "ACME"},
+                             headers=admin, timeout=30)
+        same = httpx.patch(server.url + f"/v1/admin/tenants/{first.json()['tenant_id']}", json={"name": "acme"},
+                           headers=admin, timeout=30)
+    finally:
+        server.stop()
+    for refused in (again, rename):
+        assert refused.status_code == 409 and refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["type"] == "/problems/conflict" and "acme" in refused.json()["detail"]
+    assert same.status_code == 200  # keeping its own name is no conflict
+
+
+def test_audit_since_iso_or_relative(env):
+    multiagent(env, "tenants", "create", "acme")
+    recent = multiagent(env, "audit", "--since", "1h")
+    assert recent.returncode == 0 and "admin.tenant_created" in recent.stdout, recent.stderr
+    assert "admin.tenant_created" in multiagent(env, "audit", "--since", "2020-01-01T00:00:00+02:00",
+                                                "--tenant", "acme").stdout
+    assert "admin.tenant_created" in multiagent(env, "audit", "--since", "7d", "--json").stdout
+    future = multiagent(env, "audit", "--since", "2999-01-01")
+    assert future.returncode == 0 and future.stdout.strip() == "no events"
+
+
+def test_invoke_says_where_it_runs(env):
+    key = json.loads(multiagent(env, "tenants", "create", "acme", "--json").stdout)["api_key"]
+    question = ["invoke", "legal", "ask", "--input", '{"question": "What is an NDA?"}']
+    # no URL: the gateway runs inside the command, and stderr says so
+    local = multiagent(env, *question, "--api-key", key)
+    assert local.returncode == 0 and "in-process" in local.stderr and "--api-url" in local.stderr, local.stderr
+    # MULTIAGENT_API_URL / MULTIAGENT_API_KEY: the server is called (a dead one cannot be reached)
+    dead = multiagent({**env, "MULTIAGENT_API_URL": "http://127.0.0.1:9", "MULTIAGENT_API_KEY": key}, *question)
+    assert_one_line_error(dead, "cannot reach", "127.0.0.1:9")
+    server = ServeProcess(env).wait_ready()
+    try:
+        remote = multiagent({**env, "MULTIAGENT_API_URL": server.url, "MULTIAGENT_API_KEY": key}, *question)
+    finally:
+        server.stop()
+    assert remote.returncode == 0, remote.stderr
+    assert f"at {server.url} (MULTIAGENT_API_URL)" in remote.stderr and "in-process" not in remote.stderr
