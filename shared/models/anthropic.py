@@ -103,6 +103,7 @@ class AnthropicProvider:
             model=message.model,
             content=[block.model_dump(mode="json", exclude_none=True) for block in message.content],
             stop_reason=message.stop_reason,
+            id=message.id if isinstance(getattr(message, "id", None), str) else None,
             # as reported, unchecked: the budget guard validates usage before pricing it
             usage=Usage(
                 input_tokens=getattr(usage, "input_tokens", None),  # type: ignore[arg-type]

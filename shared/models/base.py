@@ -47,6 +47,7 @@ class ModelResponse:
     stop_reason: str | None
     usage: Usage
     elapsed_s: float = 0.0  # how long the provider took (set by the instrumentation)
+    id: str | None = None  # the provider's id of this answer (Messages API ``message.id``), for traces
 
 
 def failed_request(error: ProblemError, *, may_have_billed: bool, retry: bool,

@@ -32,6 +32,7 @@ from shared.runtime import Runtime
 from shared.store.base import Tenant
 
 OPERATION_PREFIX = "/v1/teams/"
+OPERATION_ROUTE = "/v1/teams/{team}/{operation}"  # the route template (http.route), as shared/app.py routes it
 
 
 class ObservabilityMiddleware:
@@ -56,9 +57,13 @@ class ObservabilityMiddleware:
             prom.inflight.inc()
         try:
             if is_operation:
-                with tracing.span(f"{parts[0]}/{parts[1]}", kind="server", **{"http.route": path,
-                                                                             "multiagent.team": parts[0]}):
-                    await self.app(scope, receive, send)
+                # named and described per the OpenTelemetry HTTP server conventions: the route
+                # template, never the concrete path, in the name and http.route
+                attributes: dict[str, Any] = {"http.request.method": "POST", "http.route": OPERATION_ROUTE,
+                                              "url.path": path, "url.scheme": scope.get("scheme", "http"),
+                                              "multiagent.team": parts[0], "multiagent.operation": parts[1]}
+                with tracing.span(f"POST {OPERATION_ROUTE}", kind="server", **attributes) as server_span:
+                    await self.app(scope, receive, _status_recorder(send, server_span))
             else:
                 await self.app(scope, receive, send)
         finally:
@@ -70,6 +75,29 @@ class ObservabilityMiddleware:
                 tenant = (scope.get("state") or {}).get("tenant")
                 # after the response; finished even if the client left or shutdown cancels the task
                 await audit.write(self.runtime.store, buffer.finalize(tenant))
+
+
+def _status_recorder(send: Send, span: Any) -> Send:
+    """``send`` that puts the response status on ``span`` (``http.response.status_code``;
+    a 5xx is an error of the server span, a 4xx is not: the client's)."""
+    if span is None:
+        return send
+
+    async def recording_send(message: Any) -> None:
+        if message.get("type") == "http.response.start":
+            try:
+                status = int(message["status"])
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    from opentelemetry.trace import Status, StatusCode
+
+                    span.set_attribute("error.type", str(status))
+                    span.set_status(Status(StatusCode.ERROR))
+            except Exception:  # noqa: BLE001 - a span attribute never breaks a response
+                pass
+        await send(message)
+
+    return recording_send
 
 
 async def on_operation(runtime: Runtime, request: Request, outcome: dict[str, Any]) -> None:

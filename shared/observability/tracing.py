@@ -141,11 +141,14 @@ def enabled() -> bool:
 
 
 @contextmanager
-def span(name: str, kind: str = "internal", **attributes: Any) -> Iterator[Any]:
+def span(name: str, kind: str = "internal", *, keep_open: bool = False, **attributes: Any) -> Iterator[Any]:
     """A span named ``name`` under the current context, current for its duration.
 
     Yields the OpenTelemetry span (``None`` when export is off: nothing is recorded).
-    An exception marks the span as an error and propagates.
+    An exception marks the span as an error (status, ``error.type`` = the exception's
+    class, the exception event), ends it and propagates. With ``keep_open`` a span that
+    exits normally stays open (no longer current): the caller ends it (a model call's span
+    waits for the charge settled after it, see ``instrument.model_charged``).
     """
     tracer = _get_tracer()
     if tracer is None:
@@ -160,11 +163,20 @@ def span(name: str, kind: str = "internal", **attributes: Any) -> Iterator[Any]:
     otel_kind = {"server": SpanKind.SERVER, "client": SpanKind.CLIENT}.get(kind, SpanKind.INTERNAL)
     attrs = {k: v for k, v in attributes.items() if v is not None}
     with tracer.start_as_current_span(name, context=trace.set_span_in_context(parent_span), kind=otel_kind,
-                                      attributes=attrs) as s:
+                                      attributes=attrs, end_on_exit=not keep_open) as s:
         sc = s.get_span_context()
         token = _current.set(TraceContext(format(sc.trace_id, "032x"), format(sc.span_id, "016x"), parent.flags))
         try:
             yield s
+        except BaseException as exc:
+            s.set_attribute("error.type", type(exc).__qualname__)
+            if keep_open:
+                from opentelemetry.trace import Status, StatusCode
+
+                s.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:200]))
+                s.record_exception(exc)
+                s.end()
+            raise
         finally:
             _current.reset(token)
 

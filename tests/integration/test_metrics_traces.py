@@ -276,21 +276,108 @@ def collector(monkeypatch) -> Iterator[Collector]:
     c.server.shutdown()
 
 
+def attributes_of(span: Any) -> dict[str, Any]:
+    """An exported span's attributes as Python values (OTLP AnyValue decoded)."""
+    def decode(v: Any) -> Any:
+        kind = v.WhichOneof("value")
+        if kind == "array_value":
+            return [decode(x) for x in v.array_value.values]
+        return getattr(v, kind)
+    return {a.key: decode(a.value) for a in span.attributes}
+
+
 async def test_spans_for_operation_model_and_tool_calls_are_exported(tmp_path, model_env, fake, collector):
     runtime, app = build(f"sqlite:///{tmp_path}/o.db", **model_env)
-    _, key = TenantAdmin(runtime.store, runtime.settings, runtime.catalog).create("spans")
+    tenant, key = TenantAdmin(runtime.store, runtime.settings, runtime.catalog).create("spans")
     fake.state.push(tool_use("calculator", {"expression": "2**10"}))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
         resp = await client.post("/v1/teams/finance/ask", json={"question": "2^10?"},
                                  headers={"authorization": f"Bearer {key}", "traceparent": INCOMING})
     assert resp.status_code == 200, resp.text
     tracing.flush()
-    spans = {s.name: s for service, s in collector.spans if service == "multiagent-test"}
-    assert set(spans) >= {"finance/ask", "model claude-sonnet-4-5", "tool calculator"}
-    server = spans["finance/ask"]
-    assert all(s.trace_id.hex() == TRACE_ID for s in spans.values())
+    exported = [s for service, s in collector.spans if service == "multiagent-test"]
+    # then the spans are named as the OpenTelemetry conventions say: the HTTP server span by its
+    # route template, a model call `chat {model}`, a tool call `execute_tool {tool}`
+    names = sorted(s.name for s in exported)
+    assert names == ["POST /v1/teams/{team}/{operation}", "chat claude-sonnet-4-5", "chat claude-sonnet-4-5",
+                     "execute_tool calculator"], names
+    [server] = [s for s in exported if s.name.startswith("POST ")]
+    chats = [s for s in exported if s.name.startswith("chat ")]
+    [tool] = [s for s in exported if s.name.startswith("execute_tool ")]
+    assert all(s.trace_id.hex() == TRACE_ID for s in exported)
     assert server.parent_span_id.hex() == "00f067aa0ba902b7"  # the caller's span
-    assert spans["model claude-sonnet-4-5"].parent_span_id == server.span_id
-    assert spans["tool calculator"].parent_span_id == server.span_id
-    attrs = {a.key: a for a in spans["model claude-sonnet-4-5"].attributes}
-    assert attrs["gen_ai.usage.input_tokens"].value.int_value > 0
+    assert all(s.parent_span_id == server.span_id for s in [*chats, tool])
+    # and the server span carries the route template, never the concrete path, as http.route
+    http = attributes_of(server)
+    assert http["http.route"] == "/v1/teams/{team}/{operation}" and http["http.request.method"] == "POST"
+    assert http["url.path"] == "/v1/teams/finance/ask" and http["http.response.status_code"] == 200
+    assert http["multiagent.team"] == "finance" and http["multiagent.operation"] == "ask"
+    # and each chat span has the GenAI attributes, the provider's message id and stop reason
+    log = fake.state.log()
+    ordered = sorted(chats, key=lambda s: s.start_time_unix_nano)
+    for span, call, stop in zip(ordered, log, ["tool_use", "end_turn"], strict=True):
+        a = attributes_of(span)
+        assert span.kind == 3  # SPAN_KIND_CLIENT
+        assert a["gen_ai.operation.name"] == "chat" and a["gen_ai.provider.name"] == "anthropic"
+        assert a["gen_ai.request.model"] == a["gen_ai.response.model"] == "claude-sonnet-4-5"
+        assert a["gen_ai.request.max_tokens"] == call["max_tokens"]
+        assert a["gen_ai.response.id"].startswith("msg_")
+        assert a["gen_ai.response.finish_reasons"] == [stop]
+        assert a["gen_ai.usage.input_tokens"] == call["reported_usage"]["input_tokens"] > 0
+        assert a["gen_ai.usage.output_tokens"] == call["reported_usage"]["output_tokens"] > 0
+        assert a["multiagent.cost_usd"] > 0 and a["multiagent.charged"] is True
+        assert span.end_time_unix_nano > span.start_time_unix_nano
+    assert len({attributes_of(s)["gen_ai.response.id"] for s in chats}) == 2
+    # and the tool span says what ran
+    a = attributes_of(tool)
+    assert a["gen_ai.operation.name"] == "execute_tool" and a["gen_ai.tool.name"] == "calculator"
+    # and the chat spans' cost is what the ledger charged for the request
+    ledger = runtime.store.list_ledger(tenant.id)
+    assert len(ledger) == 2
+    assert sum(attributes_of(s)["multiagent.cost_usd"] for s in chats) == pytest.approx(
+        sum(e.cost_micros for e in ledger) / 1e6, abs=1e-12)
+
+
+async def test_a_runs_chat_spans_cost_its_ledger_total(tmp_path, model_env, fake, collector):
+    # given a run over three teams (a plan, three steps in parallel, a synthesis)
+    runtime, app = build(f"sqlite:///{tmp_path}/r.db", **model_env)
+    tenant, key = TenantAdmin(runtime.store, runtime.settings, runtime.catalog).create("run-spans")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        resp = await client.post("/v1/runs", json={"task": "Launch a budgeting app in Germany",
+                                                   "teams": ["finance", "legal", "marketing"]},
+                                 headers={"authorization": f"Bearer {key}"})
+    assert resp.status_code == 200, resp.text
+    run = resp.json()
+    tracing.flush()
+    # then every model call of the run has one chat span carrying the cost charged for it
+    ledger = [e for e in runtime.store.list_ledger(tenant.id) if e.run_id == run["id"]]
+    chats = [attributes_of(s) for service, s in collector.spans
+             if service == "multiagent-test" and s.name.startswith("chat ")]
+    assert len(chats) == len(ledger) == len(fake.state.log()) >= 5
+    assert all(a["multiagent.charged"] is True and a["multiagent.cost_usd"] > 0 for a in chats)
+    # and they add up to the run's ledger total (and to the usage the run reports)
+    spans_micros = sum(round(a["multiagent.cost_usd"] * 1e6) for a in chats)
+    assert spans_micros == sum(e.cost_micros for e in ledger)
+    assert spans_micros / 1e6 == pytest.approx(run["usage"]["cost_usd"])
+    assert sorted(round(a["multiagent.cost_usd"] * 1e6) for a in chats) == sorted(e.cost_micros for e in ledger)
+
+
+async def test_a_chat_span_carries_the_worst_case_charged_for_bogus_usage(tmp_path, model_env, fake, collector):
+    # given a provider that reports nonsense usage: the guard charges the call its worst case
+    runtime, app = build(f"sqlite:///{tmp_path}/b.db", **model_env)
+    tenant, key = TenantAdmin(runtime.store, runtime.settings, runtime.catalog).create("bogus")
+    fake.state.set_billing(usage_override={"input_tokens": -3_000_000})
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+            resp = await client.post("/v1/teams/legal/ask", json={"question": "q"},
+                                     headers={"authorization": f"Bearer {key}"})
+    finally:
+        fake.state.set_billing(usage_override=None)
+    assert resp.status_code == 200, resp.text
+    tracing.flush()
+    # then the chat span says what the provider reported and costs what the ledger charged
+    [entry] = runtime.store.list_ledger(tenant.id)
+    [chat] = [attributes_of(s) for _, s in collector.spans if s.name.startswith("chat ")]
+    assert entry.anomaly and entry.cost_micros > 0
+    assert chat["gen_ai.usage.input_tokens"] == -3_000_000
+    assert round(chat["multiagent.cost_usd"] * 1e6) == entry.cost_micros
