@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from functions.mcp import main
-from functions.mcp.server import build_tools, select_teams
+from functions.mcp.server import RUN_TOOLS, build_tools, select_teams
 from shared.catalog import load_catalog
 from shared.errors import ConfigurationError
 
@@ -17,7 +17,9 @@ from shared.errors import ConfigurationError
 def test_one_tool_per_operation_with_claude_desktop_compatible_names() -> None:
     catalog = load_catalog()
     tools, targets = build_tools(catalog, catalog.names)
-    assert len(tools) == 1 + sum(len(t.operations) for t in catalog)
+    # one per operation, list_teams, and the run tools
+    assert len(tools) == 1 + len(RUN_TOOLS) + sum(len(t.operations) for t in catalog)
+    assert {t.name for t in tools} >= set(RUN_TOOLS)
     for tool in tools:
         assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", tool.name), tool.name
         assert tool.input_schema["type"] == "object"
