@@ -1,5 +1,7 @@
 # One image for every Cloud Run function: MULTIAGENT_TEAM=<team> serves that team, unset
-# serves the gateway. Only the runtime dependencies and the gcp extra are installed.
+# serves the gateway. Only the runtime dependencies and the gcp extra are installed, at the
+# versions of requirements/gcp.txt (exact, hash-checked; scripts/lock.sh makes it under the
+# versions the tests ran): no functions-framework, no MCP stack, no AWS SDK.
 #   docker build -t multiagent .            (scripts/build.sh image)
 #   docker run -e PORT=8080 -p 8080:8080 multiagent
 # The entry command is tested without Docker by tests/integration/test_container_entry.py,
@@ -8,11 +10,14 @@
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
+COPY requirements/gcp.txt requirements/gcp.txt
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-compile --no-deps --require-hashes -r requirements/gcp.txt
 COPY pyproject.toml README.md ./
 COPY shared/ shared/
 COPY functions/ functions/
-RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-compile ".[gcp]" \
+RUN /opt/venv/bin/pip install --no-compile --no-deps ".[gcp]" \
+    && /opt/venv/bin/pip check \
     && find /opt/venv -depth -type d \( -name tests -o -name __pycache__ \) -exec rm -rf {} + \
     && /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv
 

@@ -8,7 +8,7 @@ export NAME_PREFIX=${MULTIAGENT_NAME_PREFIX:-multiagent}
 SCRIPT=$(basename "$0")
 
 say() { echo "$SCRIPT: $*" >&2; }
-die() { say "$*"; exit "${2:-1}"; }
+die() { say "$1"; exit "${2:-1}"; }  # die MESSAGE [EXIT-CODE]: the code is not part of the line
 
 check_env_cloud() {  # ENV CLOUD USAGE
   local env=${1:-} cloud=${2:-} usage=$3

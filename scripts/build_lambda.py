@@ -2,10 +2,15 @@
 
 Called by ``scripts/build.sh lambda``. Steps:
 
-1. requirements = the project's runtime dependencies + the ``aws`` extra (from pyproject);
-2. ``pip install --platform manylinux2014_x86_64 --only-binary=:all:`` into a dependency
-   folder under ``build/lambda/``, named by a hash of everything that decides its content
-   (requirements, platform, Python version, this file), so an unchanged tree is reused;
+1. requirements = the lock file of the ``aws`` extra, ``requirements/aws.txt`` (made by
+   ``scripts/lock.sh`` under the versions the test suite installs, requirements/dev.txt):
+   exact versions with hashes, the runtime dependencies and the ``aws`` extra only (no
+   functions-framework, no MCP stack); a lock that does not pin every requirement of
+   pyproject.toml is refused (re-run scripts/lock.sh);
+2. ``pip install --require-hashes --no-deps --platform manylinux2014_x86_64
+   --only-binary=:all:`` into a dependency folder under ``build/lambda/``, named by a hash
+   of everything that decides its content (lock file, platform, Python version, this
+   file), so an unchanged tree is reused;
 3. strip what a function never imports (tests, caches, type stubs, pip's own metadata
    noise) and precompile bytecode for Python 3.11 with ``unchecked-hash`` pycs, which stay
    valid whatever the file times are after Lambda unpacks the zip (imports without .pyc
@@ -25,6 +30,7 @@ import hashlib
 import json
 import os
 import py_compile
+import re
 import shutil
 import subprocess
 import sys
@@ -50,10 +56,31 @@ def requirements(extra: str) -> list[str]:
     return sorted(project["dependencies"] + project.get("optional-dependencies", {}).get(extra, []))
 
 
-def deps_key(reqs: list[str]) -> str:
+def _name(requirement: str) -> str:
+    """The normalised distribution name of a requirement line (``Foo_bar[x]>=1`` -> ``foo-bar``)."""
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
+    return re.sub(r"[-_.]+", "-", match.group(1)).lower() if match else ""
+
+
+def lock_file(extra: str) -> Path:
+    """``requirements/<extra>.txt``, checked to pin every requirement of the deps + ``extra``."""
+    path = ROOT / "requirements" / f"{extra}.txt"
+    if not path.is_file():
+        raise SystemExit(f"build_lambda: no lock file {path.relative_to(ROOT)} for the {extra!r} extra: "
+                         f"run scripts/lock.sh")
+    pinned = {_name(line) for line in path.read_text().splitlines() if re.match(r"[A-Za-z0-9].*==", line)}
+    missing = sorted({_name(r) for r in requirements(extra)} - pinned)
+    if missing:
+        raise SystemExit(f"build_lambda: {path.relative_to(ROOT)} does not pin {', '.join(missing)} "
+                         f"(pyproject.toml changed): run scripts/lock.sh")
+    return path
+
+
+def deps_key(lock: Path) -> str:
     """The cache key of the dependency folder."""
     h = hashlib.sha256()
-    h.update(json.dumps([reqs, PLATFORM, PYTHON_VERSION, sys.version_info[:2]]).encode())
+    h.update(lock.read_bytes())
+    h.update(json.dumps([PLATFORM, PYTHON_VERSION, sys.version_info[:2]]).encode())
     h.update(Path(__file__).read_bytes())
     return h.hexdigest()[:16]
 
@@ -102,13 +129,14 @@ def compile_tree(tree: Path) -> None:
         print("build_lambda: some files did not compile (kept as sources)", file=sys.stderr)
 
 
-def install_deps(reqs: list[str], target: Path) -> None:
-    """pip install the requirements for the Lambda platform into ``target``."""
+def install_deps(lock: Path, target: Path) -> None:
+    """pip install the locked requirements (exact versions, hashes checked) for the Lambda
+    platform into ``target``."""
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
            "--target", str(tmp), "--platform", PLATFORM, "--implementation", "cp", "--python-version",
-           PYTHON_VERSION, "--only-binary=:all:", "--upgrade", *reqs]
+           PYTHON_VERSION, "--only-binary=:all:", "--no-deps", "--require-hashes", "-r", str(lock)]
     subprocess.run(cmd, check=True)
     strip(tmp)
     compile_tree(tmp)
@@ -145,7 +173,9 @@ def write_zip(sources: list[Path], out: Path) -> tuple[int, int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build the Lambda zip.")
     parser.add_argument("--out", default=str(ROOT / "build" / "lambda" / "multiagent-lambda.zip"))
-    parser.add_argument("--extra", default="aws", help="optional dependency group to include (default: aws)")
+    parser.add_argument("--extra", default="aws",
+                        help="optional dependency group whose lock file requirements/EXTRA.txt is installed "
+                             "(default: aws)")
     args = parser.parse_args(argv)
     if sys.version_info[:2] != (3, 11):
         print(f"build_lambda: Python 3.11 is needed to precompile for the python3.11 runtime "
@@ -154,13 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).resolve()
     work = out.parent
     work.mkdir(parents=True, exist_ok=True)
-    reqs = requirements(args.extra)
-    deps = work / f"deps-{deps_key(reqs)}"
+    lock = lock_file(args.extra)
+    deps = work / f"deps-{deps_key(lock)}"
     if not deps.exists():
-        print(f"build_lambda: installing {len(reqs)} requirements for {PLATFORM} into {deps.name}", file=sys.stderr)
+        print(f"build_lambda: installing {lock.relative_to(ROOT)} for {PLATFORM} into {deps.name}", file=sys.stderr)
         for old in work.glob("deps-*"):
             shutil.rmtree(old, ignore_errors=True)
-        install_deps(reqs, deps)
+        install_deps(lock, deps)
     else:
         print(f"build_lambda: reusing {deps.name}", file=sys.stderr)
     stamp = out.with_name(out.name + ".inputs")

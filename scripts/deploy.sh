@@ -7,7 +7,9 @@
 # infra/terraform/environments/ENV/*.tfbackend) for the state bucket; MULTIAGENT_YES=1 (or
 # CI=true) applies without asking; --plan stops after the plan (pull requests: nothing is
 # pushed or changed). MULTIAGENT_LAMBDA_ZIP=PATH deploys an already built zip (build once,
-# deploy every environment). Secrets are set separately: scripts/set-secret.sh.
+# deploy every environment). Secrets are set separately: scripts/set-secret.sh; the last
+# lines on stderr say how (model key, signing key, admin key, webhook secret) and how to
+# create the first tenant against the deployed gateway (docs/deploy.md, "First steps").
 set -euo pipefail
 # shellcheck source=scripts/_cloud.sh
 source "$(dirname "$0")/_cloud.sh"
@@ -50,7 +52,7 @@ else
   fi
   repo=$(tf gcp "$ENV" output -raw image_repository 2>/dev/null || true)
   [ -n "$repo" ] || repo="$(grep -E '^region' "$TF_DIR/environments/$ENV/gcp.tfvars" | sed 's/.*"\(.*\)".*/\1/')-docker.pkg.dev/$GCP_PROJECT/$NAME_PREFIX-$ENV"
-  tag="$repo/multiagent:$(cd "$ROOT" && find pyproject.toml Dockerfile shared functions -type f -name '*.py' -o -type f ! -path '*/*' \
+  tag="$repo/multiagent:$(cd "$ROOT" && find pyproject.toml Dockerfile requirements/gcp.txt shared functions -type f -name '*.py' -o -type f ! -path '*/*' -o -type f -path requirements/gcp.txt \
     | sort | xargs cat | sha256sum | cut -c1-16)"
   if [ "$PLAN_ONLY" = 1 ]; then
     say "plan only: $tag is neither built nor pushed"
@@ -99,4 +101,16 @@ for _ in $(seq 1 "${MULTIAGENT_SMOKE_TRIES:-30}"); do
 done
 [ "$status" = 200 ] || die "gateway $url/health answered $status (see the function's logs); the deployment is applied"
 say "healthy"
+first_steps() {  # what an operator does once per environment, on stderr (stdout is the URL)
+  local s="scripts/set-secret.sh $ENV $CLOUD"
+  say "first steps for $CLOUD $ENV (each secret once; a new value is live within 5 minutes):"
+  say "  printf %s \"\$ANTHROPIC_API_KEY\" | $s anthropic-api-key"
+  say "  $s internal-signing-key --generate"
+  say "  ADMIN_KEY=\$($s admin-key --generate)    # shown once: keep it in a password manager"
+  say "  $s webhook-secret --generate           # prints the secret budget-alert receivers verify with"
+  say "  then create the first tenant (its api_key is in the answer, shown once):"
+  say "  curl -sS -X POST $url/v1/admin/tenants -H \"authorization: Bearer \$ADMIN_KEY\" \\"
+  say "    -H 'content-type: application/json' -d '{\"name\": \"acme\", \"daily_usd\": 10}'"
+}
+first_steps
 echo "$url"

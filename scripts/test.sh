@@ -12,12 +12,16 @@ if [ ! -x .venv/bin/python ]; then
   say "creating .venv"
   "$PYTHON" -m venv .venv
 fi
-stamp=.venv/.installed-dev-$(cat pyproject.toml sdk/python/pyproject.toml 2>/dev/null | sha1sum | cut -c1-12)
+stamp=.venv/.installed-dev-$(cat pyproject.toml requirements/dev.txt sdk/python/pyproject.toml 2>/dev/null | sha1sum | cut -c1-12)
 if [ ! -f "$stamp" ]; then
-  say "installing the project with its dev, aws and gcp extras"
+  # the locked versions (requirements/dev.txt: every extra and the test tools, exact and
+  # hash-checked; the artifacts' locks are made under it), then the project itself
+  say "installing requirements/dev.txt and the project"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e '.[dev,aws,gcp]'
-  if [ -f sdk/python/pyproject.toml ]; then .venv/bin/python -m pip install -q -e sdk/python; fi
+  .venv/bin/python -m pip install -q --require-hashes -r requirements/dev.txt
+  .venv/bin/python -m pip install -q --no-deps -e '.[dev]'
+  if [ -f sdk/python/pyproject.toml ]; then .venv/bin/python -m pip install -q --no-deps -e sdk/python; fi
+  .venv/bin/python -m pip check >&2 || { say "requirements/dev.txt does not fit pyproject.toml (or sdk/python's): run scripts/lock.sh"; exit 1; }
   rm -f .venv/.installed-dev-* && touch "$stamp"
 fi
 

@@ -244,7 +244,7 @@ def test_roles_are_least_privilege(applied: dict[str, Any]) -> None:
         # then data, secrets and logs are reachable only at their exact resources
         assert {r for a, rs in by_action.items() if a.startswith("dynamodb:") for r in rs} == {
             table_arn, f"{table_arn}/index/*"}
-        assert by_action["secretsmanager:GetSecretValue"] == secret_arns and len(secret_arns) == 2
+        assert by_action["secretsmanager:GetSecretValue"] == secret_arns and len(secret_arns) == 4
         assert by_action["logs:PutLogEvents"] == {f"arn:aws:logs:{REGION}:123456789012:log-group:/aws/lambda/{name}:*"}
         wildcard = {a for a, rs in by_action.items() if "*" in rs}
         assert wildcard <= {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}, (name, wildcard)
@@ -279,8 +279,10 @@ def test_secrets_exist_without_values_and_logs_are_kept(applied: dict[str, Any])
     # given the applied environment
     sm = client(applied, "secretsmanager")
     names = sorted(s["Name"] for s in sm.list_secrets()["SecretList"] if s["Name"].startswith(f"{PREFIX}/"))
-    # then both secrets exist, encrypted with the deployment's key, and Terraform gave them no value
-    assert names == [f"{PREFIX}/anthropic-api-key", f"{PREFIX}/internal-signing-key"]
+    # then every secret the code reads exists (scripts/set-secret.sh sets each), encrypted with the
+    # deployment's key, and Terraform gave them no value
+    assert names == [f"{PREFIX}/{n}" for n in ("admin-key", "anthropic-api-key", "internal-signing-key",
+                                                "webhook-secret")]
     for name in names:
         assert sm.describe_secret(SecretId=name).get("KmsKeyId")
         with pytest.raises(sm.exceptions.ResourceNotFoundException):

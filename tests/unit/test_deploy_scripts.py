@@ -100,6 +100,7 @@ def one_line_failure(result: subprocess.CompletedProcess[str], code: int, text: 
     assert result.returncode == code, (result.returncode, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and text in lines[0], result.stderr
+    assert not lines[0].endswith(f" {code}"), f"the exit code leaked into the message: {lines[0]!r}"
 
 
 @pytest.mark.parametrize(("args", "text"), [
@@ -161,6 +162,12 @@ def test_aws_deploy_inits_the_environment_plans_applies_and_smoke_tests(sandbox:
     assert {c["tf_data_dir"] for c in tf} == {f"{ROOT}/infra/terraform/aws/.terraform/env-staging"}
     curl = [c for c in calls(sandbox) if c["tool"] == "curl"]
     assert curl and curl[0]["args"][-1] == "https://gw.example/health"
+    # and the first steps follow on stderr: every secret, then the first tenant against the gateway
+    steps = result.stderr[result.stderr.index("first steps for aws staging"):]
+    for name in ("anthropic-api-key", "internal-signing-key", "admin-key --generate", "webhook-secret --generate"):
+        assert f"scripts/set-secret.sh staging aws {name}" in steps, name
+    assert "curl -sS -X POST https://gw.example/v1/admin/tenants" in steps
+    assert 'authorization: Bearer $ADMIN_KEY' in steps and '"name": "acme"' in steps
 
 
 def test_deploy_stops_when_the_gateway_is_not_healthy(sandbox: dict[str, str], tmp_path: Path) -> None:
@@ -241,6 +248,49 @@ def test_set_secret_generates_signing_keys_in_the_keyring_format(sandbox: dict[s
     keyring = Keyring.parse(str(call["stdin"]))
     assert len(keyring.keys) == 1 and len(keyring.keys[0][1]) == 64
     one_line_failure(run("set-secret.sh", "dev", "aws", "admin-password", sandbox=sandbox), 2, "unknown secret")
+
+
+def test_set_secret_generates_the_admin_key_and_webhook_secret_and_shows_them_once(sandbox: dict[str, str]) -> None:
+    from shared.webhooks import parse_secrets
+
+    install(sandbox, "aws", "gcloud")
+    # when the admin key and the webhook secret are generated
+    admin = run("set-secret.sh", "prod", "aws", "admin-key", "--generate", sandbox=sandbox)
+    hook = run("set-secret.sh", "dev", "gcp", "webhook-secret", "--generate", sandbox=sandbox,
+               GOOGLE_CLOUD_PROJECT="proj-1")
+    assert admin.returncode == 0 and hook.returncode == 0, admin.stderr + hook.stderr
+    put, add = calls(sandbox)
+    # then each went to its secret on the CLI's stdin, and is on stdout once (the operator needs it)
+    assert put["args"][:4] == ["secretsmanager", "put-secret-value", "--secret-id", "multiagent-prod/admin-key"]
+    assert admin.stdout.strip() == put["stdin"] and len(str(put["stdin"])) == 64
+    int(str(put["stdin"]), 16)
+    assert add["args"][:4] == ["secrets", "versions", "add", "multiagent-dev-webhook-secret"]
+    assert hook.stdout.strip() == add["stdin"]
+    [key] = parse_secrets(str(add["stdin"]))  # the form shared/webhooks.py signs with
+    assert len(key) == 32
+    assert str(put["stdin"]) not in admin.stderr and str(add["stdin"]) not in hook.stderr
+
+
+def test_set_secret_checks_admin_keys_and_webhook_secrets(sandbox: dict[str, str]) -> None:
+    from shared.webhooks import new_secret
+
+    install(sandbox, "aws")
+    one_line_failure(run("set-secret.sh", "dev", "aws", "admin-key", sandbox=sandbox, stdin="short"), 1,
+                     "the admin key must be at least 32 characters")
+    one_line_failure(run("set-secret.sh", "dev", "aws", "webhook-secret", sandbox=sandbox, stdin="hunter2"), 1,
+                     "a webhook secret is 'whsec_' + base64 of 24 to 64 bytes")
+    one_line_failure(run("set-secret.sh", "dev", "aws", "anthropic-api-key", "--generate", sandbox=sandbox), 2,
+                     "--generate is not for anthropic-api-key")
+    one_line_failure(run("set-secret.sh", "dev", "aws", "admin-key", "--force", sandbox=sandbox), 2,
+                     "unknown option '--force'")
+    assert not calls(sandbox)
+    # a piped webhook secret (two while receivers rotate) and a piped admin key are set, not shown
+    rotating = f"{new_secret()} {new_secret()}"
+    hook = run("set-secret.sh", "dev", "aws", "webhook-secret", sandbox=sandbox, stdin=rotating)
+    admin = run("set-secret.sh", "dev", "aws", "admin-key", sandbox=sandbox, stdin="a" * 40)
+    assert hook.returncode == 0 and admin.returncode == 0, hook.stderr + admin.stderr
+    assert [c["stdin"] for c in calls(sandbox)] == [rotating, "a" * 40]
+    assert hook.stdout == admin.stdout == ""
 
 
 def test_destroy_needs_the_environment_name_as_confirmation(sandbox: dict[str, str]) -> None:

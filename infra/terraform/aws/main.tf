@@ -23,7 +23,7 @@ locals {
   lambda_arn     = "arn:${local.partition}:lambda:${var.region}:${local.account_id}:function"
   package_sha256 = filebase64sha256(var.package_path)
   package        = { s3_bucket = aws_s3_bucket.artifacts.id, s3_key = aws_s3_object.package.key, sha256 = local.package_sha256 }
-  secret_names   = ["anthropic-api-key", "internal-signing-key"]
+  secret_names   = ["anthropic-api-key", "internal-signing-key", "admin-key", "webhook-secret"]
 
   team_settings = {
     for team in local.team_names : team => {

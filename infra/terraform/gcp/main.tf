@@ -23,7 +23,7 @@ locals {
   # Cloud Run's deterministic URL: known before the service exists, so teams can point
   # consultations at the gateway without a dependency cycle
   gateway_url  = "https://${local.gateway_name}-${data.google_project.this.number}.${var.region}.run.app"
-  secret_names = ["anthropic-api-key", "internal-signing-key"]
+  secret_names = ["anthropic-api-key", "internal-signing-key", "admin-key", "webhook-secret"]
 
   team_settings = {
     for team in local.team_names : team => {

@@ -8,7 +8,7 @@ variable "prefix" {
 }
 
 variable "names" {
-  description = "Secret names (kebab-case, as the code asks for them: anthropic-api-key, internal-signing-key)."
+  description = "Secret names (kebab-case, as the code asks for them: anthropic-api-key, internal-signing-key, admin-key, webhook-secret)."
   type        = set(string)
   validation {
     condition     = alltrue([for n in var.names : can(regex("^[a-z][a-z0-9-]{1,62}$", n))])
