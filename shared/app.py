@@ -34,6 +34,7 @@ from shared.config import Settings
 from shared.errors import (
     PROBLEM_TYPES,
     InvalidJSON,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     ProblemError,
@@ -411,19 +412,6 @@ async def _not_found_handler(request: Request, exc: Exception) -> Response:
 
 
 CATCH_ALL = "/{path:path}"
-
-
-class MethodNotAllowed(ProblemError):
-    """405 ``method-not-allowed``: a known path asked with another method; ``Allow`` lists those it serves."""
-
-    status, slug, title = 405, "method-not-allowed", "Method not allowed"
-
-    def __init__(self, detail: str, allow: list[str]) -> None:
-        super().__init__(detail)
-        self.allow = allow
-
-    def headers(self) -> dict[str, str]:
-        return {"allow": ", ".join(self.allow)}
 
 
 def _refuse_method(request: Request) -> None:

@@ -8,6 +8,7 @@
         ├── Unauthenticated              401 unauthenticated
         ├── Forbidden                    403 forbidden
         ├── NotFound                     404 not-found
+        ├── MethodNotAllowed             405 method-not-allowed  (Allow header)
         ├── Conflict                     409 conflict
         ├── PayloadTooLarge              413 payload-too-large   (limit_bytes)
         ├── UriTooLong                   414 uri-too-long        (limit_bytes)
@@ -86,6 +87,20 @@ class NotFound(ProblemError):
     status, slug, title = 404, "not-found", "Not found"
 
 
+class MethodNotAllowed(ProblemError):
+    """A known path asked with another method; ``Allow`` lists those it serves."""
+
+    status, slug, title = 405, "method-not-allowed", "Method not allowed"
+
+    def __init__(self, detail: str, allow: list[str] | None = None) -> None:
+        super().__init__(detail)
+        self.allow = allow or []
+
+    def headers(self) -> dict[str, str]:
+        allow = getattr(self, "allow", None)  # a problem rebuilt from a team's answer has none
+        return {"allow": ", ".join(allow)} if allow else {}
+
+
 class Conflict(ProblemError):
     status, slug, title = 409, "conflict", "Conflicting concurrent update"
 
@@ -151,6 +166,7 @@ PROBLEM_TYPES: tuple[type[ProblemError], ...] = (
     Unauthenticated,
     Forbidden,
     NotFound,
+    MethodNotAllowed,
     Conflict,
     PayloadTooLarge,
     UriTooLong,

@@ -125,6 +125,7 @@ PROBLEM_WHEN: dict[str, str] = {
     "conflict": "A call with the same `Idempotency-Key` is still in progress; retry shortly.",
     "payload-too-large": "The body is over the configured limit (default 256 KiB).",
     "uri-too-long": "The request path is over the configured limit (default 8 KiB).",
+    "method-not-allowed": "A known path asked with another method; the `Allow` header lists those it serves.",
     "request-header-fields-too-large": "The request head is over its limits (default 32 KiB in all, 8 KiB per "
                                        "header, 100 headers); may also be refused before the app.",
     "validation-error": "The input does not match the operation's schema.",
@@ -251,7 +252,8 @@ def _problems(*slugs: str) -> dict[str, Any]:
     return out
 
 
-OPERATION_PROBLEMS = ("invalid-json", "unauthenticated", "budget-exceeded", "forbidden", "not-found", "conflict",
+OPERATION_PROBLEMS = ("invalid-json", "unauthenticated", "budget-exceeded", "forbidden", "not-found",
+                      "method-not-allowed", "conflict",
                       "payload-too-large", "uri-too-long", "request-header-fields-too-large", "validation-error",
                       "rate-limited", "model-error", "unavailable", "timeout")
 
