@@ -19,7 +19,7 @@ def check_admin_key(runtime: Runtime, request: Request) -> None:
     """404 when the admin API is off, 401 without a key, 403 with another key."""
     from shared.app import request_key
 
-    expected = runtime.settings.admin_key
+    expected = runtime.admin_key()
     if not expected:
         raise NotFound("the admin API is off; set MULTIAGENT_ADMIN_KEY to enable it")
     key = request_key(request)

@@ -18,7 +18,7 @@ from shared.config import Settings
 from shared.errors import ConfigurationError, Unavailable
 from shared.models import ModelProvider, open_provider
 from shared.pricing import price_for
-from shared.secrets import ANTHROPIC_API_KEY, CachedSecrets, SecretUnavailable, open_secrets
+from shared.secrets import ADMIN_KEY, ANTHROPIC_API_KEY, CachedSecrets, SecretUnavailable, open_secrets
 from shared.store import Store, open_store
 
 if TYPE_CHECKING:
@@ -40,6 +40,19 @@ class Runtime:
         self._provider_lock = threading.Lock()
         self._provider_thread: threading.Thread | None = None
         self.extensions: dict[str, Any] = {}
+
+    def admin_key(self) -> str | None:
+        """The operator key: ``MULTIAGENT_ADMIN_KEY``, else the ``admin-key`` secret (how a
+        cloud deployment sets it: ``scripts/set-secret.sh admin-key``). None: admin API off.
+        An unreachable secret store is a 503, never an open admin API."""
+        if self.settings.admin_key:
+            return self.settings.admin_key
+        try:
+            return self.secrets.get(ADMIN_KEY)
+        except SecretUnavailable as exc:
+            from shared.errors import Unavailable
+
+            raise Unavailable(f"the secret store is unreachable, so the admin key cannot be checked: {exc}") from exc
 
     @property
     def catalog(self) -> Catalog:

@@ -219,7 +219,7 @@ def observability_routes(runtime: Runtime, serve_mode: bool) -> list[Route]:
         prom = metrics.prometheus()
         if prom is None:
             raise NotFound("metrics are served in `multiagent serve` mode only")
-        if runtime.settings.admin_key:
+        if runtime.admin_key():
             _check_admin(runtime, request)
         elif not _is_loopback(request):
             raise Forbidden("set MULTIAGENT_ADMIN_KEY and scrape with it, or scrape from this machine")

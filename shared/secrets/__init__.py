@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import importlib
 
-from shared.secrets.base import ANTHROPIC_API_KEY, INTERNAL_SIGNING_KEY, CachedSecrets, SecretStore, SecretUnavailable
+from shared.secrets.base import (
+    ADMIN_KEY,
+    ANTHROPIC_API_KEY,
+    INTERNAL_SIGNING_KEY,
+    CachedSecrets,
+    SecretStore,
+    SecretUnavailable,
+)
 
 __all__ = [
+    "ADMIN_KEY",
     "ANTHROPIC_API_KEY",
     "INTERNAL_SIGNING_KEY",
     "CachedSecrets",

@@ -10,6 +10,7 @@ from shared.errors import MultiAgentError
 
 ANTHROPIC_API_KEY = "anthropic-api-key"
 INTERNAL_SIGNING_KEY = "internal-signing-key"
+ADMIN_KEY = "admin-key"  # env backend: MULTIAGENT_ADMIN_KEY; cloud: the deployment's secret
 
 
 class SecretUnavailable(MultiAgentError):

@@ -154,3 +154,23 @@ def test_gateway_reaches_a_private_team_with_an_id_token(fake_gcp: FakeGcp, tmp_
     assert through_gateway["authorization"].startswith("Bearer " + out["key_prefix"])
     # and calling the team directly, without the gateway's identity, is refused
     assert direct["claims"] == {} and out["direct_status"] == 403
+
+
+async def test_admin_key_comes_from_the_secret_store_in_the_cloud(secretsmanager: Any, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a deployment whose admin key was set with scripts/set-secret.sh (no MULTIAGENT_ADMIN_KEY)
+    from tests.helpers import local_app
+
+    prefix = f"t{uuid.uuid4().hex[:8]}/"
+    secretsmanager.create_secret(Name=f"{prefix}admin-key", SecretString="k" * 40)
+    monkeypatch.setenv("MULTIAGENT_SECRETS_PREFIX", prefix)
+    monkeypatch.delenv("MULTIAGENT_ADMIN_KEY", raising=False)
+    async with local_app(f"sqlite:///{tmp_path}/s.db", MULTIAGENT_SECRETS="aws") as app:
+        # when the operator creates the first tenant with that key, or someone tries another
+        made = await app.client.post("/v1/admin/tenants", json={"name": "first"},
+                                     headers={"authorization": "Bearer " + "k" * 40})
+        wrong = await app.client.post("/v1/admin/tenants", json={"name": "second"},
+                                      headers={"authorization": "Bearer " + "x" * 40})
+    # then the secret opens the admin API and nothing else does
+    assert made.status_code == 201, made.text
+    assert wrong.status_code == 403
