@@ -52,7 +52,7 @@ from shared.config import Settings
 from shared.errors import BudgetExceeded, Conflict, ProblemError, RateLimited, Unavailable, ValidationFailed
 from shared.models.base import ModelProvider, ModelRequest, ModelResponse, Usage, may_have_billed
 from shared.observability.instrument import model_call as observe_model_call
-from shared.observability.instrument import model_charged, usage_anomaly
+from shared.observability.instrument import model_charged, model_failed, usage_anomaly
 from shared.pricing import cost_micros, max_output_tokens_for, price_for, usd
 from shared.shielded import run_to_completion
 from shared.store.base import (
@@ -283,11 +283,13 @@ class BudgetGuard:
         except BaseException as exc:
             if isinstance(exc, Exception) and not may_have_billed(exc):
                 await _must_finish(self.store.release, tenant.id, reservation.id)
+                model_failed(None)
             else:  # timed out, connection broken or cancelled after sending: maybe billed
                 entry = unsettled_entry(reservation)
                 entry.run_id = self.identity.run_id
                 await _must_finish(self.store.settle, reservation, reservation.amount_micros, entry, [])
                 self.cost_micros += reservation.amount_micros
+                model_failed(reservation.amount_micros)
             raise
         problem = usage_problem(response.usage, reservation.input_tokens, reservation.output_tokens)
         cost = 0

@@ -77,6 +77,8 @@ async def model_call(team: str, provider: ModelProvider, request: ModelRequest) 
             response = await provider.create(request)
         except BaseException:
             _never_raise(metrics.observe_model_call, team, model, 0, 0, 0, time.perf_counter() - started, ok=False)
+            if s is not None:  # the guard may still charge it (unsettled): model_failed ends it
+                _never_raise(_await_charge, s)
             raise
     response.elapsed_s = time.perf_counter() - started
     if s is not None:
@@ -127,6 +129,12 @@ def model_charged(team: str, model: str, input_tokens: int, output_tokens: int, 
     void a charge."""
     _never_raise(metrics.observe_model_call, team, model, input_tokens, output_tokens, cost_micros, seconds,
                  ok=True)
+    _never_raise(_charge_span, cost_micros)
+
+
+def model_failed(cost_micros: int | None) -> None:
+    """End the ``chat`` span of a failed model call: charged at the worst case (outcome
+    unknown: unsettled) or ``None`` (known never billed: released)."""
     _never_raise(_charge_span, cost_micros)
 
 

@@ -146,8 +146,8 @@ def span(name: str, kind: str = "internal", *, keep_open: bool = False, **attrib
 
     Yields the OpenTelemetry span (``None`` when export is off: nothing is recorded).
     An exception marks the span as an error (status, ``error.type`` = the exception's
-    class, the exception event), ends it and propagates. With ``keep_open`` a span that
-    exits normally stays open (no longer current): the caller ends it (a model call's span
+    class, the exception event), ends it and propagates. With ``keep_open`` the span stays
+    open however it exits (no longer current): the caller ends it (a model call's span
     waits for the charge settled after it, see ``instrument.model_charged``).
     """
     tracer = _get_tracer()
@@ -174,8 +174,7 @@ def span(name: str, kind: str = "internal", *, keep_open: bool = False, **attrib
                 from opentelemetry.trace import Status, StatusCode
 
                 s.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:200]))
-                s.record_exception(exc)
-                s.end()
+                s.record_exception(exc)  # still open: a failed model call may be charged too
             raise
         finally:
             _current.reset(token)

@@ -27,7 +27,7 @@ from shared.observability.metrics import METRIC_NAMES
 from shared.runtime import Runtime
 from shared.store import open_store
 from shared.tenants import TenantAdmin
-from tests.fakes.messages_api import tool_use
+from tests.fakes.messages_api import delay, tool_use
 
 pytestmark = pytest.mark.integration
 
@@ -381,3 +381,23 @@ async def test_a_chat_span_carries_the_worst_case_charged_for_bogus_usage(tmp_pa
     assert entry.anomaly and entry.cost_micros > 0
     assert chat["gen_ai.usage.input_tokens"] == -3_000_000
     assert round(chat["multiagent.cost_usd"] * 1e6) == entry.cost_micros
+
+
+async def test_a_timed_out_attempt_is_a_chat_span_charged_unsettled(tmp_path, model_env, fake, collector):
+    # given a provider whose first answer comes after the model timeout, then answers at once
+    runtime, app = build(f"sqlite:///{tmp_path}/t.db", **model_env, MULTIAGENT_MODEL_TIMEOUT_S="0.3")
+    tenant, key = TenantAdmin(runtime.store, runtime.settings, runtime.catalog).create("slow")
+    fake.state.push(delay(1.0))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        resp = await client.post("/v1/teams/legal/ask", json={"question": "q"},
+                                 headers={"authorization": f"Bearer {key}"})
+    assert resp.status_code == 200, resp.text
+    tracing.flush()
+    # then both attempts have a chat span, the timed-out one errored and charged its worst case,
+    # and the spans add up to the ledger (the unsettled entry included)
+    ledger = runtime.store.list_ledger(tenant.id)
+    chats = [s for _, s in collector.spans if s.name.startswith("chat ")]
+    assert len(chats) == len(ledger) == 2 and sum(e.unsettled for e in ledger) == 1
+    assert sorted(round(attributes_of(s)["multiagent.cost_usd"] * 1e6) for s in chats) == sorted(
+        e.cost_micros for e in ledger)
+    assert any(attributes_of(s).get("error.type") == "Timeout" for s in chats)
