@@ -99,9 +99,14 @@ def _forget_detached(task: asyncio.Task[Any]) -> None:
 
 
 async def drain_detached(timeout_s: float) -> None:
-    """Wait (bounded) for model calls whose callers left, so they settle before shutdown."""
-    if _DETACHED:
-        await asyncio.wait(list(_DETACHED), timeout=timeout_s)
+    """At shutdown (the grace period is over): stop the model calls whose callers left and
+    wait, bounded, for each to be charged unsettled at its worst case (a cancelled attempt
+    charges itself). Waiting for their answers instead could outlive the platform's grace."""
+    tasks = list(_DETACHED)
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=timeout_s)
 
 
 def _utc(now: float) -> datetime:

@@ -71,12 +71,15 @@ def test_no_overspend_with_two_processes(store_url, fake):
         for s in servers:
             s.stop()
     statuses = [r.status_code for r in responses]
-    # then some succeed, the rest are 402 problems, and nothing is a 5xx
+    # then some succeed, the rest are 402 problems (or, for write races lost near the cap, 429
+    # with Retry-After: contention is not an outage), and nothing is a 5xx
     assert statuses.count(200) >= 1 and statuses.count(402) >= 1, statuses
-    assert set(statuses) <= {200, 402}, [r.text for r in responses if r.status_code not in (200, 402)][:3]
+    assert set(statuses) <= {200, 402, 429}, [r.text for r in responses if r.status_code not in (200, 402, 429)][:3]
     for r in responses:
         if r.status_code == 402:
             assert r.json()["type"] == "/problems/budget-exceeded"
+        if r.status_code == 429:
+            assert r.json()["type"] == "/problems/rate-limited" and int(r.headers["retry-after"]) >= 1
     (day, month), ledger = windows(store_url, tenant_id)
     # settled spend never exceeds the cap, and the ledger adds up to it
     assert day.spent_micros <= micros(CAP_USD)
@@ -86,9 +89,9 @@ def test_no_overspend_with_two_processes(store_url, fake):
     assert micros(paid) == pytest.approx(day.spent_micros, abs=len(responses))
 
 
-def test_crashed_instance_reservations_expire(store_url, fake):
-    # given calls in flight on a server that is then killed
-    tenant_id, key = make_tenant(store_url, daily_usd=CAP_USD, rpm=10_000, tpm=100_000_000)
+def test_crashed_instance_reservations_are_charged_unsettled(store_url, fake):
+    # given calls in flight on a server that is then killed (a cap with room for them and one more)
+    tenant_id, key = make_tenant(store_url, daily_usd=1.0, rpm=10_000, tpm=100_000_000)
     env = server_env(store_url, fake.url, MULTIAGENT_DEADLINE_S="2", MULTIAGENT_RESERVATION_MARGIN_S="1")
     fake.state.default_delay = 5.0
     victim = ServeProcess(env).wait_ready()
@@ -111,7 +114,8 @@ def test_crashed_instance_reservations_expire(store_url, fake):
         asyncio.run(crash())
         (day, _), _ = windows(store_url, tenant_id)
         assert day.reserved_micros > 0 and day.spent_micros == 0  # money held by the dead instance
-        # when the reservations' expiry passes, the next call on the window reclaims them
+        held = day.reserved_micros
+        # when the reservations' expiry passes (deadline 2 s + margin 1 s)
         time.sleep(3.5)
         fake.state.default_delay = 0.0
         resp = httpx.post(f"{survivor.url}/v1/teams/legal/ask", json=QUESTION,
@@ -123,7 +127,10 @@ def test_crashed_instance_reservations_expire(store_url, fake):
         victim.stop()
         survivor.stop()
     (day, _), ledger = windows(store_url, tenant_id)
-    # then the budget is whole again except for the settled call
+    # then the dead instance's requests, which the provider may have billed, are charged at their
+    # worst case as unsettled entries (never returned to the budget), beside the settled call
+    unsettled = [e for e in ledger if e.unsettled]
+    assert len(unsettled) == 3 and sum(e.cost_micros for e in unsettled) == held
     assert day.reserved_micros == 0
-    assert day.spent_micros == sum(e.cost_micros for e in ledger) == micros(resp.json()["usage"]["cost_usd"])
-    assert usage["spent_usd"]["day"] == resp.json()["usage"]["cost_usd"]
+    assert day.spent_micros == sum(e.cost_micros for e in ledger) == held + micros(resp.json()["usage"]["cost_usd"])
+    assert usage["unsettled_usd"]["day"] == pytest.approx(held / 1e6)

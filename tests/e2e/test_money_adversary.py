@@ -21,6 +21,7 @@ import asyncio
 import random
 import signal
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -144,7 +145,8 @@ def make_tenant(stack: Stack, cap_usd: float) -> Tenant:
     try:
         store.init()
         admin = TenantAdmin(store, Settings.from_env({"MULTIAGENT_STORE": stack.store_url}), load_catalog())
-        tenant, key = admin.create("adversary", daily_usd=cap_usd, rpm=10_000, tpm=100_000_000)
+        tenant, key = admin.create(f"adversary-{uuid.uuid4().hex[:8]}", daily_usd=cap_usd, rpm=10_000,
+                                   tpm=100_000_000)  # names are unique per store
     finally:
         store.close()
     return Tenant(tenant.id, key, cap_usd)

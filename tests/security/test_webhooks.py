@@ -19,6 +19,7 @@ import os
 import ssl
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -174,8 +175,8 @@ def allowing(tmp_path_factory: pytest.TempPathFactory, tls: tuple[Path, Path, Pa
 
 def _tenant(server: LiveServer, name: str, **fields: Any) -> tuple[str, str]:
     resp = httpx.post(server.url + "/v1/admin/tenants", headers=AUTH, timeout=30, json={
-        "name": name, "daily_usd": 5, "monthly_usd": 50, "alert_threshold": 0.000001, "rpm": 1000,
-        "tpm": 10_000_000, **fields})
+        "name": f"{name}-{uuid.uuid4().hex[:8]}",  # tenant names are unique per store
+        "daily_usd": 5, "monthly_usd": 50, "alert_threshold": 0.000001, "rpm": 1000, "tpm": 10_000_000, **fields})
     assert resp.status_code == 201, resp.text
     return resp.json()["tenant_id"], resp.json()["api_key"]
 
