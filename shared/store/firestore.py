@@ -62,7 +62,7 @@ in production one document sustains about one write per second. Instead:
   did not exist) and the reservation is created. A commit is atomic, so every window, every
   rate and the reservation are written, or, when a precondition fails because another
   reserve wrote one of those documents in between, nothing is; it then re-reads and
-  retries with jittered backoff for up to ``RESERVE_CONTENTION_S`` (2 s), then answers
+  retries with jittered backoff for up to ``RESERVE_CONTENTION_S`` (6 s), then answers
   ``Refusal("contention", <first window>, ...)`` with a retry-after of 0.5-1 s: losing
   races is contention (429), not an outage; StoreUnavailable is only for errors of
   Firestore or the network.
@@ -165,7 +165,7 @@ COLOCATED_PREFIXES = ("day:", "month:", "team:")  # tenant-wide windows: few key
 CALL_TIMEOUT_S = 4.0  # one RPC attempt
 RETRY_DEADLINE_S = 3.0  # all attempts of one RPC on UNAVAILABLE
 CONTENTION_DEADLINE_S = 15.0  # all precondition-retries of one operation that must finish (settle, ...)
-RESERVE_CONTENTION_S = 2.0  # a reserve losing races this long is refused as contention (429), not 503
+RESERVE_CONTENTION_S = 6.0  # a reserve losing races this long is refused as contention (429), not 503
 RESERVE_RETRY_AFTER_S = (0.5, 1.0)  # the retry-after of a contention refusal (jittered)
 _BACKOFF_BASE_S = 0.004
 _BACKOFF_CAP_S = 0.2
