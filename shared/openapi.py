@@ -584,8 +584,8 @@ def _string_example(schema: dict[str, Any], name: str) -> str:
     text = text or (described.group(1) if described else _TEXT.get(name, ""))
     text = text or f"Example {name.replace('_', ' ')}" if name != "value" else text or "example"
     low, high = schema.get("minLength", 0), schema.get("maxLength")
-    text = str(text) + "." * max(0, low - len(text))
-    return text[:high] if high is not None else text
+    padded: str = str(text) + "." * max(0, int(low) - len(text))
+    return padded[: int(high)] if high is not None else padded
 
 
 def docs_example(schema: dict[str, Any], root: dict[str, Any] | None = None, name: str = "value") -> Any:
