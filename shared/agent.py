@@ -49,10 +49,10 @@ class NestedUsage:
     usage: Usage = field(default_factory=Usage)
     cost_micros: int = 0
 
-    def add(self, body_usage: dict[str, Any]) -> None:
-        """Add the ``usage`` member of an operation's response body."""
-        self.usage += Usage(int(body_usage.get("input_tokens", 0)), int(body_usage.get("output_tokens", 0)))
-        self.cost_micros += round(float(body_usage.get("cost_usd", 0.0)) * 1_000_000)
+    def add(self, input_tokens: int, output_tokens: int, cost_micros: int) -> None:
+        """Add one team call's usage (its cost in micro-dollars, as the callee's guard counted it)."""
+        self.usage += Usage(input_tokens, output_tokens)
+        self.cost_micros += cost_micros
 
 
 @dataclass
@@ -208,7 +208,7 @@ async def _loop(call: AgentCall) -> BaseModel:
                                   "cost_usd": usd(guard.cost_micros)})
         if not uses:
             text = "".join(b.get("text", "") for b in response.content if b.get("type") == "text").strip()
-            if op.name == "ask" and text:
+            if op.prose_output and text:
                 return op.output.model_validate({"answer": text})
             force = True
             messages.append({"role": "user", "content": f"Now call `{SUBMIT_TOOL}` with the final result."})

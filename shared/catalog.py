@@ -93,6 +93,9 @@ class Operation:
     output: type[BaseModel]
     instructions: str = ""
     max_tokens: int = 2048
+    # A turn that ends in plain text is the answer ({"answer": text}), and a session keeps
+    # that text as the turn (the generic ``ask``); otherwise the output must be submitted.
+    prose_output: bool = False
 
     def __post_init__(self) -> None:
         forbid_extra_fields(self.input)
@@ -112,6 +115,7 @@ ASK = Operation(
     input=AskInput,
     output=AskOutput,
     instructions="Answer the question directly and concisely, in the team's area of expertise.",
+    prose_output=True,
 )
 
 
@@ -131,6 +135,9 @@ class Team:
     def __post_init__(self) -> None:
         if not _KEBAB.match(self.name):
             raise ConfigurationError(f"team name {self.name!r} must be lower-case kebab-case")
+        from shared.tools import tools_for
+
+        tools_for(self.tools)  # an unknown tool name fails when the team module loads, naming the known ones
         ops = dict((op.name, op) for op in self.operations)
         if "ask" not in ops:
             ops["ask"] = ASK

@@ -98,13 +98,12 @@ def _tenant_text(t: dict[str, Any]) -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    import shared.extensions  # noqa: F401  (admin, metrics, dashboard routes)
-    from shared.app import create_app
+    from shared.http.app import build_app
     from shared.runtime import Runtime
 
     runtime = Runtime()
     runtime.check()  # a model without a price stops the start, before anything listens
-    app = create_app(runtime, serve_mode=True)
+    app = build_app(runtime, serve_mode=True)
     print(f"multiagent: serving {len(runtime.catalog)} teams on http://{args.host}:{args.port} "
           f"(store {runtime.settings.store_url}, model {runtime.settings.model_provider})", file=sys.stderr, flush=True)
     from shared.observability import shutdown
@@ -440,7 +439,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_usage(args: argparse.Namespace) -> int:
     from types import SimpleNamespace
 
-    from shared.app import usage_report
+    from shared.usage import usage_report
 
     admin = _admin()
     tenants = [admin.get(args.tenant)] if args.tenant else admin.store.list_tenants()

@@ -130,6 +130,12 @@ class Settings:
     run_continuation: str = "local"  # local | cloudtasks:QUEUE@SERVICE_URL | lambda:FUNCTION (long runs)
     version: str = "0.1.0"
 
+    @property
+    def distributed(self) -> bool:
+        """True when teams run in functions of their own (a gateway with team URLs, or a team
+        function): team-to-team hops then cross processes and need the signing key."""
+        return bool(self.team_urls or self.team)
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         """Read and validate ``MULTIAGENT_*`` variables (see the contract)."""

@@ -30,9 +30,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 @cache
 def asgi_app(kind: str) -> ASGIApp:
     """The app for ``kind`` (``gateway`` or ``team``), built once per instance."""
-    from shared.app import create_app
     from shared.config import Settings
     from shared.errors import ConfigurationError
+    from shared.http.app import build_app
     from shared.runtime import Runtime
 
     settings = Settings.from_env()
@@ -40,9 +40,7 @@ def asgi_app(kind: str) -> ASGIApp:
         from shared.catalog import available_team_names
 
         raise ConfigurationError(f"a team function needs MULTIAGENT_TEAM (one of: {', '.join(available_team_names())})")
-    import shared.extensions  # noqa: F401 - registers the admin, metrics and dashboard routes
-
-    return create_app(Runtime(settings))
+    return build_app(Runtime(settings))
 
 
 def lambda_handler(kind: str) -> Callable[..., Any]:

@@ -187,14 +187,12 @@ def status_of(exc: BaseException) -> int:
 
 
 @contextmanager
-def recording_failure(
-    outcome: dict[str, Any], catch: type[BaseException] = Exception
-) -> Iterator[None]:
-    """Note in ``outcome`` the status (and problem) of an exception on its way out."""
+def recording_failure(outcome: Any, catch: type[BaseException] = Exception) -> Iterator[None]:
+    """Note on ``outcome`` (an ``OperationOutcome``) the status, and problem, of an exception on its way out."""
     try:
         yield
     except catch as exc:
-        outcome["status"] = status_of(exc)
+        outcome.status = status_of(exc)
         if isinstance(exc, ProblemError):
-            outcome["problem"] = exc
+            outcome.problem = exc
         raise

@@ -9,8 +9,8 @@ item carries ``x-team`` and ``x-operation``.
 
 Paths outside the catalog are listed in :data:`PATH_ITEMS`; :func:`build_openapi` keeps
 only those the app really serves when it is given the app's route paths, so the document
-never names an endpoint that answers 404. A module that adds routes adds its path items
-here too (``PATH_ITEMS["/v1/things"] = {...}``).
+never names an endpoint that answers 404. A feature of :mod:`shared.http` that adds routes
+adds its path items here too (``PATH_ITEMS["/v1/things"] = {...}``).
 """
 
 from __future__ import annotations
@@ -729,18 +729,13 @@ def served_paths(app: Any) -> list[str]:
 
 
 def export_document(catalog: Catalog | None = None, version: str | None = None) -> dict[str, Any]:
-    """The document ``multiagent serve`` answers, built without starting anything."""
-    import shared.extensions  # noqa: F401 - the same route groups as `serve`
-    from shared.app import create_app
+    """The document ``multiagent serve`` answers (a gateway in serve mode serves every path
+    item; ``tests/unit/test_openapi_and_generated_sdks.py`` holds the two equal), built
+    without building an app."""
     from shared.catalog import load_catalog
     from shared.config import Settings
-    from shared.runtime import Runtime
-    from shared.store.sqlite import SQLiteStore
 
-    settings = Settings(model_provider="offline", store_url="sqlite:///:memory:")
-    runtime = Runtime(settings, store=SQLiteStore(":memory:"))
-    app = create_app(runtime, serve_mode=True)
-    return build_openapi(catalog or load_catalog(), version or settings.version, served=served_paths(app))
+    return build_openapi(catalog or load_catalog(), version or Settings.version)
 
 
 def dumps(document: dict[str, Any]) -> str:

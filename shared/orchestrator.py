@@ -27,8 +27,8 @@ settles more than its total, however its steps are spread over instances. The ru
 ``usage`` at the end is read from the usage ledger (entries carrying the run id), so it
 is what was charged, including work an instance did before it died.
 
-Layering: this module never imports the app or the router; the app hands it a step
-caller and the signing keys (:class:`OrchestratorDeps`).
+Layering: this module never imports the HTTP edge or the operation service; the runtime
+hands it a step caller (``OperationService.call``) and the signing keys (:class:`OrchestratorDeps`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
 from pydantic import ValidationError
@@ -56,7 +56,11 @@ from shared.envelope import Envelope, Keyring, run_window_key
 from shared.errors import Forbidden, NotFound, ProblemError, Timeout, ToolFailure, Unavailable
 from shared.models.base import ModelProvider, ModelRequest
 from shared.pricing import usd
-from shared.store.base import RunRecord, Store, StoreUnavailable, Tenant
+from shared.store.aio import store_call
+from shared.store.base import RunRecord, Store, Tenant
+
+if TYPE_CHECKING:
+    from shared.operations import OperationResult
 
 log = logging.getLogger("multiagent.runs")
 
@@ -72,11 +76,11 @@ STEP_DONE = ("succeeded", "failed", "refused", "cancelled", "skipped")
 
 class StepCaller(Protocol):
     """Runs one operation of a team under an envelope, wherever the team lives; returns
-    the operation's 200 body or raises its problem."""
+    its result (``shared.operations.OperationService.call``) or raises its problem."""
 
     async def __call__(self, *, tenant: Tenant, team: str, operation: str, payload: dict[str, Any],
                        envelope: Envelope, request_id: str, events: EventSink | None = None,
-                       event_context: dict[str, Any] | None = None) -> dict[str, Any]: ...
+                       event_context: dict[str, Any] | None = None) -> OperationResult: ...
 
 
 @dataclass
@@ -98,10 +102,7 @@ class RunPreempted(Exception):
 
 
 async def _store(fn: Callable[..., Any], *args: Any) -> Any:
-    try:
-        return await anyio.to_thread.run_sync(fn, *args)
-    except StoreUnavailable as exc:
-        raise Unavailable(f"the state store is unreachable: {exc}", retry_after_s=2) from exc
+    return await store_call(fn, *args)
 
 
 def _iso(epoch: float) -> str:
@@ -637,15 +638,17 @@ class RunExecutor:
     async def _run_step(self, step: dict[str, Any], by_id: dict[str, dict[str, Any]], budget: int) -> None:
         context = {"step": step["id"], "team": step["team"], "operation": step["operation"]}
         await self.emit("step.started", context)
+        cost_micros = 0
         try:
             root = await self.root()
             now = time.time()
             envelope = root.child(await self.deps.keyring(), step["team"], budget,
                                   deadline=min(root.deadline, now + self.deps.settings.operation_deadline_s))
-            body = await self.deps.call_step(
+            result = await self.deps.call_step(
                 tenant=self.tenant, team=step["team"], operation=step["operation"],
                 payload=resolve_input(step, by_id), envelope=envelope, request_id=f"{self.run.id}.{step['id']}",
                 events=self.events, event_context={"run_id": self.run.id, **context})
+            body, cost_micros = result.body, result.cost_micros
             step["status"], step["output"], step["usage"] = "succeeded", body.get("output"), body.get("usage")
             step["model"] = body.get("model")
             if body.get("degraded"):
@@ -662,8 +665,7 @@ class RunExecutor:
             step["status"], step["error"] = "failed", ProblemError(f"the step failed: {exc}").to_problem()
         step["finished_at"] = datetime.now(UTC).isoformat()
         usage = step.get("usage") or {}
-        self._add_usage(int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)),
-                        round(float(usage.get("cost_usd", 0.0)) * 1_000_000))
+        self._add_usage(int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)), cost_micros)
         await self.save()
         await self.emit("step.completed", {**context, "status": step["status"], "output": step.get("output"),
                                            "usage": step.get("usage"), "error": step.get("error")})

@@ -1,5 +1,6 @@
-"""What one function instance holds: settings, the store, the authenticator, the catalog
-and the model provider. Nothing else is kept between requests.
+"""What one function instance holds: settings, the store, the authenticator, the catalog,
+the model provider, the way to other teams' functions (:class:`~shared.remote.RemoteTeams`)
+and the operation service. Nothing else is kept between requests.
 
 The model provider is built off the request path: ``warm_up()`` starts it in a worker
 thread as soon as the server listens (the ``anthropic`` import alone takes ~0.9 s), and
@@ -11,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+import uuid
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from shared.auth import Authenticator
 from shared.config import Settings
@@ -23,6 +26,8 @@ from shared.store import Store, open_store
 
 if TYPE_CHECKING:
     from shared.catalog import Catalog
+    from shared.operations import OperationService
+    from shared.remote import RemoteTeams
 
 log = logging.getLogger("multiagent.runtime")
 
@@ -30,8 +35,11 @@ log = logging.getLogger("multiagent.runtime")
 class Runtime:
     """Per-instance state, built once (see the module docstring)."""
 
-    def __init__(self, settings: Settings | None = None, store: Store | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, store: Store | None = None, *,
+                 serve_mode: bool = False) -> None:
         self.settings = settings or Settings.from_env()
+        self.serve_mode = serve_mode  # `multiagent serve`: Prometheus metrics instead of metric log lines
+        self.instance_id = f"inst_{uuid.uuid4().hex[:12]}"  # owner of the runs this instance executes
         self.store = store or open_store(self.settings.store_url)
         self.auth = Authenticator(self.store)
         self.secrets: CachedSecrets = open_secrets(self.settings.secrets_backend)
@@ -39,7 +47,20 @@ class Runtime:
         self._provider_error: BaseException | None = None
         self._provider_lock = threading.Lock()
         self._provider_thread: threading.Thread | None = None
-        self.extensions: dict[str, Any] = {}
+
+    @cached_property
+    def remote(self) -> RemoteTeams:
+        """Where teams served by other functions are, and how to reach them."""
+        from shared.remote import RemoteTeams
+
+        return RemoteTeams(self.settings, self.secrets)
+
+    @cached_property
+    def operations(self) -> OperationService:
+        """Runs and records team operations (HTTP, ``consult_team`` and run steps alike)."""
+        from shared.operations import OperationService
+
+        return OperationService(self)
 
     def admin_key(self) -> str | None:
         """The operator key: ``MULTIAGENT_ADMIN_KEY``, else the ``admin-key`` secret (how a

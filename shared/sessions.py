@@ -19,10 +19,9 @@ import re
 import time
 from typing import Any
 
-import anyio
-
-from shared.errors import Conflict, Unavailable, ValidationFailed
-from shared.store.base import SessionRecord, Store, StoreUnavailable, now_iso
+from shared.errors import Conflict, ValidationFailed
+from shared.store.aio import store_call
+from shared.store.base import SessionRecord, Store, now_iso
 
 HEADER = "x-session-id"
 SESSION_TTL_S = 30 * 86_400
@@ -79,10 +78,7 @@ def as_model_messages(session: SessionRecord | None, budget: int) -> list[dict[s
 
 
 async def _in_thread(fn: Any, *args: Any) -> Any:
-    try:
-        return await anyio.to_thread.run_sync(fn, *args)
-    except StoreUnavailable as exc:
-        raise Unavailable(f"the state store is unreachable: {exc}", retry_after_s=2) from exc
+    return await store_call(fn, *args)
 
 
 async def load(store: Store, tenant_id: str, session_id: str) -> SessionRecord | None:

@@ -9,9 +9,8 @@ from typing import Any
 
 import httpx
 
-import shared.extensions  # noqa: F401 - admin routes, as the entry points register them
-from shared.app import create_app
 from shared.config import Settings
+from shared.http.app import build_app
 from shared.runtime import Runtime
 from shared.store import open_store
 from shared.tenants import TenantAdmin
@@ -44,7 +43,7 @@ async def local_app(store_url: str, **env: str) -> AsyncIterator[LocalApp]:
     store = open_store(store_url)
     store.init()
     runtime = Runtime(settings, store=store)
-    app = create_app(runtime)
+    app = build_app(runtime)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60) as client:
         yield LocalApp(runtime, client)

@@ -66,7 +66,7 @@ def parse_function_response(payload: dict[str, Any]) -> tuple[int, dict[str, str
 
 
 class LambdaInvoker:
-    """``team_transport`` for :class:`~shared.routing.TeamRouter` over Lambda ``Invoke``."""
+    """``team_transport`` for :class:`~shared.remote.RemoteTeams` over Lambda ``Invoke``."""
 
     def __init__(self, client: Any = None, region: str | None = None, timeout_s: float = 135.0) -> None:
         self.region = region

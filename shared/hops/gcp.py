@@ -42,7 +42,7 @@ def token_expiry(token: str) -> float | None:
 
 
 class GoogleIdTokens:
-    """``identity_headers`` for :class:`~shared.routing.TeamRouter`: ``{x-serverless-authorization: Bearer …}``."""
+    """``identity_headers`` for :class:`~shared.remote.RemoteTeams`: ``{x-serverless-authorization: Bearer …}``."""
 
     def __init__(self, request: Any = None) -> None:
         self._request = request

@@ -1,6 +1,6 @@
 """The request path as the access log sees it, bounded whatever the client sent, and the
 path limit (``MULTIAGENT_MAX_PATH_BYTES``, 414 ``uri-too-long``), both applied by the
-outermost middleware (``shared.app.ErrorBoundary``) before routing.
+outermost middleware (``shared.http.boundary.ErrorBoundary``) before routing.
 
 A path is attacker-made text that every later step (routing, the 404 detail, the access log
 and its redaction) works on; the limit keeps that work small, and the log line carries at

@@ -28,11 +28,14 @@ import json
 import logging
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.observability.redact import redact_value
 from shared.shielded import run_to_completion
 from shared.store.base import AuditEvent, Store, Tenant, new_id, now_iso
+
+if TYPE_CHECKING:
+    from shared.operations import OperationOutcome
 
 log = logging.getLogger("multiagent.audit")
 
@@ -156,16 +159,16 @@ def tool_event(tenant_id: str, team: str, request_id: str, tool: str, args: Any,
                       detail=detail)
 
 
-def operation_events(outcome: dict[str, Any], request_id: str) -> list[AuditEvent]:
-    """The ``operation`` event of an outcome (see ``shared.app.OPERATION_HOOKS``), plus a
+def operation_events(outcome: OperationOutcome, request_id: str) -> list[AuditEvent]:
+    """The ``operation`` event of an outcome (``shared.operations.OperationOutcome``), plus a
     ``permission.denied`` one for a 403. None without a tenant (401: nobody to file it under)."""
-    tenant: Tenant | None = outcome.get("tenant")
+    tenant: Tenant | None = outcome.tenant
     if tenant is None:
         return []
-    call = outcome.get("call")
-    problem = outcome.get("problem")
-    status = int(outcome.get("status") or 500)
-    detail: dict[str, Any] = {"duration_ms": outcome.get("duration_ms", 0.0)}
+    call = outcome.call
+    problem = outcome.problem
+    status = int(outcome.status or 500)
+    detail: dict[str, Any] = {"duration_ms": outcome.duration_ms}
     content: dict[str, Any] = {}
     if call is not None:
         guard = call.guard
@@ -180,25 +183,25 @@ def operation_events(outcome: dict[str, Any], request_id: str) -> list[AuditEven
             detail["replayed"] = True
         if call.identity.chain and len(call.identity.chain) > 1:
             detail["chain"] = list(call.identity.chain)
-    if "output" in outcome:
-        detail["output"] = digest(outcome["output"])
-        content["output"] = outcome["output"]
+    if outcome.output is not None:
+        detail["output"] = digest(outcome.output)
+        content["output"] = outcome.output
     if problem is not None:
         detail["problem"] = getattr(problem, "slug", "error")
         detail["error"] = _clip(str(getattr(problem, "detail", problem))[:300])
     elif status >= 500:
         detail["problem"] = "internal-error"
-    if outcome.get("trace_id"):
-        detail["trace_id"] = outcome["trace_id"]
+    if outcome.trace_id:
+        detail["trace_id"] = outcome.trace_id
     if content:
         detail[CONTENT_KEY] = content
     events = [AuditEvent(id=new_id("aud"), tenant_id=tenant.id, type="operation", request_id=request_id,
-                         team=outcome.get("team", ""), operation=outcome.get("operation", ""), status=status,
+                         team=outcome.team, operation=outcome.operation, status=status,
                          detail=detail)]
     if status == 403 and problem is not None:
         events.append(AuditEvent(id=new_id("aud"), tenant_id=tenant.id, type="permission.denied",
-                                 request_id=request_id, team=outcome.get("team", ""),
-                                 operation=outcome.get("operation", ""), status=403,
+                                 request_id=request_id, team=outcome.team,
+                                 operation=outcome.operation, status=403,
                                  detail={"scope": "operation", "reason": _clip(str(problem.detail)[:300])}))
     return events
 

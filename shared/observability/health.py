@@ -100,8 +100,7 @@ async def check_health(runtime: Runtime, deep: bool = False, key: str | None = N
         needed = []
         if settings.model_provider == "anthropic":
             needed.append(ANTHROPIC_API_KEY)
-        distributed = bool(settings.team_urls or settings.team)
-        if distributed:
+        if settings.distributed:
             needed.append(INTERNAL_SIGNING_KEY)
         missing = [name for name in needed if not runtime.secrets.get(name)]
         if INTERNAL_SIGNING_KEY in missing:

@@ -32,6 +32,7 @@ log = logging.getLogger("multiagent.observability")
 
 if TYPE_CHECKING:
     from shared.models.base import ModelProvider, ModelRequest, ModelResponse
+    from shared.operations import OperationOutcome
     from shared.store.base import Store
     from shared.tools.base import ToolContext
 
@@ -170,9 +171,10 @@ async def tool_call(ctx: ToolContext, name: str, args: dict[str, Any], allowed: 
     return content, is_error
 
 
-def operation_finished(store: Store, outcome: dict[str, Any], request_id: str, *, serve_mode: bool) -> None:
-    """Record a finished operation call (``outcome`` as in ``shared.app.OPERATION_HOOKS``)."""
-    outcome.setdefault("trace_id", tracing.current_trace_id())
+def operation_finished(store: Store, outcome: OperationOutcome, request_id: str, *, serve_mode: bool) -> None:
+    """Record a finished operation call (``shared.operations.OperationService.record``)."""
+    if outcome.trace_id is None:
+        outcome.trace_id = tracing.current_trace_id()
     buffer = audit.current()
     tools = 0
     if buffer is not None:

@@ -20,7 +20,10 @@ import logging
 import os
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shared.operations import OperationOutcome
 
 log = logging.getLogger("multiagent.metrics")
 
@@ -95,19 +98,19 @@ def prometheus() -> PrometheusMetrics | None:
     return _prometheus
 
 
-def _problem_slug(outcome: dict[str, Any]) -> str | None:
-    problem = outcome.get("problem")
+def _problem_slug(outcome: OperationOutcome) -> str | None:
+    problem = outcome.problem
     if problem is not None:
         return str(getattr(problem, "slug", "error"))
-    status = int(outcome.get("status") or 500)
+    status = int(outcome.status or 500)
     return "internal-error" if status >= 500 else (f"http-{status}" if status >= 400 else None)
 
 
-def observe_operation(outcome: dict[str, Any], *, serve_mode: bool, tool_calls: int = 0) -> None:
-    """Record one finished operation call (see ``shared.app.OPERATION_HOOKS``)."""
-    team, operation = outcome.get("team", ""), outcome.get("operation", "")
-    status = int(outcome.get("status") or 500)
-    seconds = float(outcome.get("duration_ms") or 0.0) / 1000
+def observe_operation(outcome: OperationOutcome, *, serve_mode: bool, tool_calls: int = 0) -> None:
+    """Record one finished operation call (``shared.operations.OperationOutcome``)."""
+    team, operation = outcome.team, outcome.operation
+    status = int(outcome.status or 500)
+    seconds = float(outcome.duration_ms or 0.0) / 1000
     error = _problem_slug(outcome)
     refusal = {"budget-exceeded": "budget", "rate-limited": "rate"}.get(error or "")
     prom = _prometheus if serve_mode else None
@@ -119,8 +122,7 @@ def observe_operation(outcome: dict[str, Any], *, serve_mode: bool, tool_calls: 
         if refusal:
             prom.refusals.labels(team, refusal).inc()
         return
-    call = outcome.get("call")
-    guard = getattr(call, "guard", None)
+    guard = outcome.call.guard if outcome.call is not None else None
     fields: dict[str, Any] = {
         "metric": "operation", "team": team, "operation": operation, "status": status,
         "duration_ms": round(seconds * 1000, 2), "requests": 1, "errors": 1 if error else 0,
@@ -135,11 +137,11 @@ def observe_operation(outcome: dict[str, Any], *, serve_mode: bool, tool_calls: 
         fields["error_type"] = error
     if refusal:
         fields["refusal"] = refusal
-    if outcome.get("trace_id"):
-        fields["trace_id"] = outcome["trace_id"]
+    if outcome.trace_id:
+        fields["trace_id"] = outcome.trace_id
         project = os.environ.get("GOOGLE_CLOUD_PROJECT")
         if project:  # Cloud Logging links the line to the trace
-            fields["logging.googleapis.com/trace"] = f"projects/{project}/traces/{outcome['trace_id']}"
+            fields["logging.googleapis.com/trace"] = f"projects/{project}/traces/{outcome.trace_id}"
     if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
         fields["_aws"] = emf_directive(bool(error), bool(refusal))
         fields["Latency"] = fields["duration_ms"]

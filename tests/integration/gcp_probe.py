@@ -68,10 +68,9 @@ def scenario_hop() -> dict[str, Any]:
     import httpx
     import uvicorn
 
-    import shared.extensions  # noqa: F401 - registers the hop installer, as the entry points do
-    from shared.app import create_app
     from shared.catalog import load_catalog
     from shared.config import Settings
+    from shared.http.app import build_app
     from shared.runtime import Runtime
     from shared.store import open_store
     from shared.tenants import TenantAdmin
@@ -83,7 +82,7 @@ def scenario_hop() -> dict[str, Any]:
     seen: list[dict[str, Any]] = []
 
     team_settings = Settings.from_env({**os.environ, "MULTIAGENT_STORE": store_url, "MULTIAGENT_TEAM": "finance"})
-    team_app = create_app(Runtime(team_settings))
+    team_app = build_app(Runtime(team_settings))
 
     async def cloud_run_iam(scope: Any, receive: Any, send: Any) -> None:
         """What Cloud Run checks before a private service sees a request."""
@@ -112,7 +111,7 @@ def scenario_hop() -> dict[str, Any]:
     _, key = TenantAdmin(store, team_settings, load_catalog()).create("acme")
     gateway_env = {**os.environ, "MULTIAGENT_STORE": store_url, "MULTIAGENT_TEAM_AUTH": "google-id-token",
                    "MULTIAGENT_TEAM_URLS": json.dumps({"finance": team_url})}
-    gateway = create_app(Runtime(Settings.from_env(gateway_env)))
+    gateway = build_app(Runtime(Settings.from_env(gateway_env)))
 
     async def go() -> dict[str, Any]:
         async with gateway.router.lifespan_context(gateway):

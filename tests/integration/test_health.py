@@ -10,10 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-import shared.extensions  # noqa: F401 - the same app the entry points build
-from shared.app import create_app
 from shared.budget import window_limits
 from shared.config import Settings
+from shared.http.app import build_app
 from shared.runtime import Runtime
 from shared.store import open_store
 from shared.store.base import Reservation, StoreUnavailable, new_id
@@ -57,7 +56,7 @@ async def app_on(store_url: str | None, store: Any = None,
         store = open_store(settings.store_url)
         store.init()
     runtime = Runtime(settings, store=store)
-    transport = httpx.ASGITransport(app=create_app(runtime))
+    transport = httpx.ASGITransport(app=build_app(runtime))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield runtime, client
 

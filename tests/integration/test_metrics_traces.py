@@ -19,9 +19,8 @@ import uvicorn
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-import shared.extensions  # noqa: F401
-from shared.app import create_app
 from shared.config import Settings
+from shared.http.app import build_app
 from shared.observability import tracing
 from shared.observability.metrics import METRIC_NAMES
 from shared.runtime import Runtime
@@ -42,7 +41,7 @@ def build(store_url: str, *, serve_mode: bool = False, **env: str) -> tuple[Runt
     store = open_store(store_url)
     store.init()
     runtime = Runtime(settings, store=store)
-    return runtime, create_app(runtime, serve_mode=serve_mode)
+    return runtime, build_app(runtime, serve_mode=serve_mode)
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -207,7 +207,7 @@ async def test_envelope_refusals_over_http(tmp_path, model_env, fake, monkeypatc
     async with local_app(f"sqlite:///{tmp_path}/s.db", **model_env) as app:
         tenant_id, key = app.tenant()
         other_id, _ = app.tenant("other")
-        keyring = await app.runtime.extensions["team_router"].keyring()
+        keyring = await app.runtime.operations.keyring()
         assert keyring.signing_kid == "k1"
         now = time.time()
         origin = Envelope.root(keyring, tenant=tenant_id, run_id="run_env", budget_micros=1_000_000,

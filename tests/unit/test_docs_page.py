@@ -38,12 +38,11 @@ def test_every_operation_has_a_valid_example_and_a_curl_line() -> None:
 
 @pytest.fixture
 async def client(tmp_path: Any) -> Any:
-    import shared.extensions  # noqa: F401
-    from shared.app import create_app
     from shared.config import Settings
+    from shared.http.app import build_app
     from shared.runtime import Runtime
 
-    app = create_app(Runtime(Settings(model_provider="offline", store_url=f"sqlite:///{tmp_path}/x.db")))
+    app = build_app(Runtime(Settings(model_provider="offline", store_url=f"sqlite:///{tmp_path}/x.db")))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         yield c
 
@@ -77,13 +76,12 @@ def test_vendored_files_match_source_txt() -> None:
 def test_a_team_function_does_not_load_the_docs_page() -> None:
     code = """
 import sys
-import shared.extensions
-from shared.app import create_app
+from shared.http.app import build_app
 from shared.config import Settings
 from shared.runtime import Runtime
 from shared.store.sqlite import SQLiteStore
 settings = Settings(model_provider="offline", store_url="sqlite:///:memory:", team="finance")
-create_app(Runtime(settings, store=SQLiteStore(":memory:")))
+build_app(Runtime(settings, store=SQLiteStore(":memory:")))
 print(sorted(m for m in sys.modules if "docs" in m))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)

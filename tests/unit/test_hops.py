@@ -15,7 +15,7 @@ import pytest
 
 from shared.config import Settings
 from shared.errors import Unavailable
-from shared.hops import install
+from shared.hops import platform_hops
 from shared.hops.aws import LambdaInvoker, function_url_event, parse_function_response
 from shared.hops.gcp import GoogleIdTokens, audience_for, token_expiry
 from tests.fakes.gcp import id_token
@@ -23,27 +23,19 @@ from tests.fakes.gcp import id_token
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class _Runtime:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.settings = Settings.from_env(env)
-        self.extensions: dict[str, object] = {}
-
-
-def test_install_picks_the_pieces_the_settings_ask_for() -> None:
+def test_platform_hops_picks_the_pieces_the_settings_ask_for() -> None:
     # given a Cloud Run gateway, a Lambda gateway and a local one
-    cloud_run = _Runtime({"MULTIAGENT_TEAM_AUTH": "google-id-token",
-                          "MULTIAGENT_TEAM_URLS": json.dumps({"finance": "https://finance-1.a.run.app"})})
-    lambda_ = _Runtime({"MULTIAGENT_TEAM_URLS": json.dumps({"finance": "lambda://multiagent-dev-finance"})})
-    local = _Runtime({})
-    # when the hop installer runs for each
-    for runtime in (cloud_run, lambda_, local):
-        assert install(runtime, False) == []  # type: ignore[arg-type]
+    cloud_run = Settings.from_env({"MULTIAGENT_TEAM_AUTH": "google-id-token",
+                                   "MULTIAGENT_TEAM_URLS": json.dumps({"finance": "https://finance-1.a.run.app"})})
+    lambda_ = Settings.from_env({"MULTIAGENT_TEAM_URLS": json.dumps({"finance": "lambda://multiagent-dev-finance"})})
+    local = Settings.from_env({})
+    # when the hop pieces are picked for each
+    identity, transport = platform_hops(cloud_run)
     # then each gets exactly what its platform needs
-    assert set(cloud_run.extensions) == {"identity_headers"}
-    assert isinstance(cloud_run.extensions["identity_headers"], GoogleIdTokens)
-    assert set(lambda_.extensions) == {"team_transport"}
-    assert isinstance(lambda_.extensions["team_transport"], LambdaInvoker)
-    assert local.extensions == {}
+    assert isinstance(identity, GoogleIdTokens) and transport is None
+    identity, transport = platform_hops(lambda_)
+    assert identity is None and isinstance(transport, LambdaInvoker)
+    assert platform_hops(local) == (None, None)
 
 
 def test_function_url_events_and_responses_round_trip() -> None:

@@ -107,12 +107,13 @@ def test_grace_seconds() -> None:
 
 def test_cloud_metric_line_is_cloudwatch_emf_on_lambda(monkeypatch, caplog) -> None:
     from shared.errors import BudgetExceeded
+    from shared.operations import OperationOutcome
 
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "multiagent-legal")
     problem = BudgetExceeded("no money", limit_usd=1.0, spent_usd=1.0, window="day", reset_at="x")
     with caplog.at_level(logging.INFO, logger="multiagent.metrics"):
-        metrics.observe_operation({"team": "legal", "operation": "ask", "status": 402, "duration_ms": 12.5,
-                                   "problem": problem, "trace_id": "ab" * 16}, serve_mode=False, tool_calls=2)
+        metrics.observe_operation(OperationOutcome("legal", "ask", status=402, duration_ms=12.5, problem=problem,
+                                                   trace_id="ab" * 16), serve_mode=False, tool_calls=2)
     fields = caplog.records[-1].fields  # type: ignore[attr-defined]
     emf = fields["_aws"]
     assert isinstance(emf["Timestamp"], int)
@@ -127,9 +128,9 @@ def test_cloud_metric_line_is_cloudwatch_emf_on_lambda(monkeypatch, caplog) -> N
 
 
 def test_cold_start_imports_neither_otel_nor_prometheus() -> None:
-    code = ("import sys, shared.extensions\nfrom shared.app import create_app\nfrom shared.runtime import Runtime\n"
+    code = ("import sys\nfrom shared.http.app import build_app\nfrom shared.runtime import Runtime\n"
             "from shared.config import Settings\n"
-            "create_app(Runtime(Settings(store_url='sqlite:///:memory:')))\n"
+            "build_app(Runtime(Settings(store_url='sqlite:///:memory:')))\n"
             "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith(('opentelemetry', 'prometheus'))}))")
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "OTEL_EXPORTER_OTLP_ENDPOINT": ""}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)

@@ -16,6 +16,7 @@ import pytest
 from shared.errors import BudgetExceeded, ModelError
 from shared.models.base import Usage
 from shared.observability import metrics
+from shared.operations import OperationOutcome
 
 MODULES = Path(__file__).resolve().parents[2] / "infra" / "terraform" / "modules"
 
@@ -51,13 +52,15 @@ def metric_line(monkeypatch, caplog) -> dict[str, Any]:
     guard = SimpleNamespace(usage=Usage(input_tokens=900, output_tokens=40), cost_micros=3300,
                             models=["claude-opus-4-5"])
     with caplog.at_level(logging.INFO, logger="multiagent.metrics"):
-        metrics.observe_operation({"team": "legal", "operation": "ask", "status": 200, "duration_ms": 812.0,
-                                   "call": SimpleNamespace(guard=guard)}, serve_mode=False, tool_calls=1)
-        metrics.observe_operation({"team": "legal", "operation": "ask", "status": 502, "duration_ms": 40.0,
-                                   "problem": ModelError("boom")}, serve_mode=False)
-        metrics.observe_operation({"team": "legal", "operation": "ask", "status": 402, "duration_ms": 3.0,
-                                   "problem": BudgetExceeded("no", limit_usd=1.0, spent_usd=1.0, window="day",
-                                                             reset_at="x")}, serve_mode=False)
+        metrics.observe_operation(OperationOutcome("legal", "ask", status=200, duration_ms=812.0,
+                                                   call=SimpleNamespace(guard=guard)),  # type: ignore[arg-type]
+                                  serve_mode=False, tool_calls=1)
+        metrics.observe_operation(OperationOutcome("legal", "ask", status=502, duration_ms=40.0,
+                                                   problem=ModelError("boom")), serve_mode=False)
+        metrics.observe_operation(OperationOutcome("legal", "ask", status=402, duration_ms=3.0,
+                                                   problem=BudgetExceeded("no", limit_usd=1.0, spent_usd=1.0,
+                                                                          window="day", reset_at="x")),
+                                  serve_mode=False)
     ok, failed, refused = (r.fields for r in caplog.records[-3:])  # type: ignore[attr-defined]
     assert ok["model"] == "claude-opus-4-5" and ok["cost_usd"] == 0.0033 and failed["error_type"] == "model-error"
     assert refused["refusal"] == "budget"

@@ -70,12 +70,11 @@ def test_paths_are_those_the_app_serves(document: dict[str, Any]) -> None:
 
 
 async def test_the_live_document_and_docs_page(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    import shared.extensions  # noqa: F401
-    from shared.app import create_app
     from shared.config import Settings
+    from shared.http.app import build_app
     from shared.runtime import Runtime
 
-    app = create_app(Runtime(Settings(model_provider="offline", store_url=f"sqlite:///{tmp_path}/x.db")))
+    app = build_app(Runtime(Settings(model_provider="offline", store_url=f"sqlite:///{tmp_path}/x.db")))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         doc = (await client.get("/openapi.json")).json()
         validate(doc)
@@ -83,6 +82,11 @@ async def test_the_live_document_and_docs_page(tmp_path: Any, monkeypatch: pytes
             len(t.operations) for t in load_catalog())
         docs = await client.get("/docs")
         assert docs.status_code == 200 and "/openapi.json" in docs.text
+    # what `export openapi` writes is what `multiagent serve` answers
+    served = build_app(Runtime(Settings(model_provider="offline", store_url=f"sqlite:///{tmp_path}/y.db")),
+                       serve_mode=True)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=served), base_url="http://t") as client:
+        assert (await client.get("/openapi.json")).json() == export_document()
 
 
 def test_exported_openapi_is_fresh(document: dict[str, Any]) -> None:

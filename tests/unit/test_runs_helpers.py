@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from shared.catalog import load_catalog
+from shared.continuations import CloudTasksContinuation, LambdaContinuation, LocalContinuation, continuation_for
 from shared.errors import ConfigurationError, Forbidden, NotFound, ValidationFailed
 from shared.orchestrator import check_request, resolve_input, validate_plan
-from shared.runs_api import CloudTasksContinuation, LambdaContinuation, LocalContinuation, continuation_for
 from shared.sessions import as_model_messages, session_id_from, trim
 from shared.store.base import SessionRecord, Tenant
 

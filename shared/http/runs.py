@@ -1,157 +1,43 @@
-"""``/v1/runs`` (orchestrated runs) and ``/v1/sessions`` on the app, and how a long run
-continues after its request has been answered.
+"""``/v1/runs`` (orchestrated runs) and ``/v1/sessions``.
 
 ``POST /v1/runs`` runs the whole orchestration in the request (JSON, or Server-Sent Events
 with ``Accept: text/event-stream``), or with ``Prefer: respond-async`` answers 202 with
-``Location: /v1/runs/{id}`` and hands the run to a :class:`Continuation`:
-
-- :class:`LocalContinuation` (default, ``MULTIAGENT_RUN_CONTINUATION=local``): a background
-  task in this process. If the process dies, the run's lease lapses and the next
-  ``GET /v1/runs/{id}`` on any instance takes it over and continues it.
-- :class:`CloudTasksContinuation` (``cloudtasks:projects/P/locations/L/queues/Q@https://SERVICE``)
-  and :class:`LambdaContinuation` (``lambda:FUNCTION``): a queued invocation of
-  ``POST /v1/runs/{id}/resume`` on the gateway, authenticated by the run's signed envelope
-  (plus the platform's identity: an OIDC token from Cloud Tasks, the IAM role of an async
-  Lambda invoke). The invocation claims the run and executes it inside that request. These
-  two cannot be exercised without the cloud; they are kept small on purpose.
+``Location: /v1/runs/{id}`` and hands the run to a continuation (:mod:`shared.continuations`).
+The orchestrator, and with it pydantic and the tool loop, is imported on the first run,
+not at cold start; its steps run through ``OperationService.call``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-import uuid
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from shared.errors import ConfigurationError, Conflict, NotFound, Unauthenticated, Unavailable
-from shared.store.base import AuditEvent, RunRecord, StoreUnavailable, Tenant, new_id
+from shared.continuations import LocalContinuation, continuation_for
+from shared.errors import Conflict, NotFound, Unauthenticated
+from shared.http.request import authenticate, envelope_from, read_json
+from shared.runtime import Runtime
+from shared.store.aio import store_call
+from shared.store.base import AuditEvent, RunRecord, Tenant, new_id
 
 if TYPE_CHECKING:
     from shared.envelope import Envelope
     from shared.orchestrator import OrchestratorDeps, RunExecutor
-    from shared.routing import TeamRouter
-    from shared.runtime import Runtime
 
 log = logging.getLogger("multiagent.runs")
 
 
-class Continuation(Protocol):
-    """Where a long run goes on after ``202 Accepted``."""
-
-    async def schedule(self, run: RunRecord, envelope: Envelope) -> None:
-        """Arrange for the run to be executed (soon, once)."""
-
-
-class LocalContinuation:
-    """A background task in this process (single instance, or any instance on resume)."""
-
-    def __init__(self, start: Any) -> None:
-        self._start = start
-        self.tasks: dict[str, asyncio.Task[None]] = {}
-
-    async def schedule(self, run: RunRecord, envelope: Envelope) -> None:
-        """Start the run's task (a run already running here is not started twice)."""
-        if run.id in self.tasks:
-            return
-        task = asyncio.get_running_loop().create_task(self._start(run.tenant_id, run.id))
-        self.tasks[run.id] = task
-        run_id = run.id
-
-        def forget(_: asyncio.Task[None]) -> None:
-            self.tasks.pop(run_id, None)
-
-        task.add_done_callback(forget)
-
-
-def _resume_request(url: str, envelope: Envelope) -> tuple[str, dict[str, str]]:
-    return (f"{url.rstrip('/')}/v1/runs/{envelope.run_id}/resume",
-            {"content-type": "application/json", "x-multiagent-envelope": envelope.token})
-
-
-class CloudTasksContinuation:
-    """One Cloud Tasks HTTP task per run: ``POST SERVICE/v1/runs/{id}/resume`` with an OIDC
-    token of ``service_account`` (Cloud Run verifies it) and the run's envelope."""
-
-    def __init__(self, queue: str, service_url: str, service_account: str | None = None) -> None:
-        self.queue, self.service_url, self.service_account = queue, service_url, service_account
-
-    def _create(self, envelope: Envelope) -> None:
-        import google.auth
-        from google.auth.transport.requests import AuthorizedSession
-
-        url, headers = _resume_request(self.service_url, envelope)
-        request: dict[str, Any] = {"httpMethod": "POST", "url": url, "headers": headers}
-        if self.service_account:
-            request["oidcToken"] = {"serviceAccountEmail": self.service_account, "audience": self.service_url}
-        credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
-        session = AuthorizedSession(credentials)  # type: ignore[no-untyped-call]
-        resp = session.post(f"https://cloudtasks.googleapis.com/v2/{self.queue}/tasks",
-                            json={"task": {"httpRequest": request}}, timeout=10)
-        if resp.status_code >= 300:
-            raise Unavailable(f"Cloud Tasks refused the continuation: {resp.status_code} {resp.text[:200]}")
-
-    async def schedule(self, run: RunRecord, envelope: Envelope) -> None:
-        """Enqueue the resume call."""
-        await anyio.to_thread.run_sync(self._create, envelope)
-
-
-class LambdaContinuation:
-    """An asynchronous invoke (``InvocationType=Event``) of the gateway Lambda with an HTTP
-    API (v2) event for ``POST /v1/runs/{id}/resume``, which Mangum serves like any request."""
-
-    def __init__(self, function_name: str) -> None:
-        self.function_name = function_name
-
-    def _invoke(self, envelope: Envelope) -> None:
-        import boto3
-
-        path, headers = _resume_request("", envelope)
-        event = {"version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
-                 "headers": headers, "body": "{}", "isBase64Encoded": False,
-                 "requestContext": {"http": {"method": "POST", "path": path, "protocol": "HTTP/1.1",
-                                             "sourceIp": "127.0.0.1", "userAgent": "multiagent-continuation"},
-                                    "requestId": envelope.run_id, "stage": "$default"}}
-        boto3.client("lambda").invoke(FunctionName=self.function_name, InvocationType="Event",
-                                      Payload=json.dumps(event).encode())
-
-    async def schedule(self, run: RunRecord, envelope: Envelope) -> None:
-        """Invoke asynchronously (the platform queues and retries it)."""
-        await anyio.to_thread.run_sync(self._invoke, envelope)
-
-
-def continuation_for(spec: str, local: LocalContinuation) -> Continuation:
-    """The continuation named by ``MULTIAGENT_RUN_CONTINUATION``."""
-    if spec in ("", "local"):
-        return local
-    kind, _, rest = spec.partition(":")
-    if kind == "cloudtasks" and "@" in rest:
-        queue, _, url = rest.partition("@")
-        account = None
-        if "#" in url:
-            url, _, account = url.partition("#")
-        return CloudTasksContinuation(queue, url, account)
-    if kind == "lambda" and rest:
-        return LambdaContinuation(rest)
-    raise ConfigurationError(f"MULTIAGENT_RUN_CONTINUATION={spec!r} must be local, "
-                             "cloudtasks:projects/P/locations/L/queues/Q@https://SERVICE[#SERVICE_ACCOUNT] "
-                             "or lambda:FUNCTION")
-
-
-def run_routes(runtime: Runtime, serve_mode: bool) -> list[Route]:
+def routes(runtime: Runtime) -> list[Route]:
     """The runs and sessions routes (the orchestrator, and with it pydantic and the tool
     loop, is imported on the first run, not at cold start)."""
-    from shared.app import authenticate, read_json
-
-    router: TeamRouter = runtime.extensions["team_router"]
+    ops = runtime.operations
     settings = runtime.settings
-    instance_id = runtime.extensions.setdefault("instance_id", f"inst_{uuid.uuid4().hex[:12]}")
+    instance_id = runtime.instance_id
     active: dict[str, RunExecutor] = {}
     built: list[OrchestratorDeps] = []
 
@@ -161,15 +47,9 @@ def run_routes(runtime: Runtime, serve_mode: bool) -> list[Route]:
         if not built:
             built.append(orchestrator.OrchestratorDeps(
                 store=runtime.store, settings=settings, catalog=runtime.catalog, provider=runtime.provider,
-                call_step=router.call_operation, keyring=router.keyring, model_for=runtime.model_for,
+                call_step=ops.call, keyring=ops.keyring, model_for=runtime.model_for,
                 instance_id=instance_id))
         return orchestrator, built[0]
-
-    async def store_call(fn: Any, *args: Any) -> Any:
-        try:
-            return await anyio.to_thread.run_sync(fn, *args)
-        except StoreUnavailable as exc:
-            raise Unavailable(f"the state store is unreachable: {exc}", retry_after_s=2) from exc
 
     async def history_of(run: RunRecord) -> list[dict[str, Any]]:
         from shared import sessions
@@ -211,7 +91,7 @@ def run_routes(runtime: Runtime, serve_mode: bool) -> list[Route]:
     async def origin_envelope(run: RunRecord) -> Envelope:
         from shared.envelope import Envelope
 
-        return Envelope.root(await router.keyring(), tenant=run.tenant_id, run_id=run.id,
+        return Envelope.root(await ops.keyring(), tenant=run.tenant_id, run_id=run.id,
                              budget_micros=int(run.data["budget_micros"]), deadline=float(run.data["deadline"]),
                              hop_id=run.id)
 
@@ -220,7 +100,7 @@ def run_routes(runtime: Runtime, serve_mode: bool) -> list[Route]:
 
     async def create_run(request: Request) -> Response:
         from shared import sessions
-        from shared.sse import event_stream, wants_event_stream
+        from shared.http.sse import event_stream, wants_event_stream
 
         orc, deps = orchestration()
         tenant = await authenticate(runtime, request)
@@ -294,7 +174,7 @@ def run_routes(runtime: Runtime, serve_mode: bool) -> list[Route]:
     async def resume_run(request: Request) -> Response:
         """The queued continuation's call: authenticated by the run's origin envelope."""
         orc, deps = orchestration()
-        envelope = await router.envelope_from(request, None)
+        envelope = await envelope_from(runtime, request, None)
         run_id = request.path_params["run_id"]
         if envelope is None:
             raise Unauthenticated("resuming a run needs its signed envelope")
@@ -302,7 +182,7 @@ def run_routes(runtime: Runtime, serve_mode: bool) -> list[Route]:
             from shared.envelope import EnvelopeRefused
 
             raise EnvelopeRefused("the envelope is not this run's origin envelope")
-        tenant = await router.tenant_of(envelope)
+        tenant = await ops.tenant_of(envelope)
         run: RunRecord | None = await store_call(runtime.store.get_run, tenant.id, run_id)
         if run is None:
             raise NotFound(f"no run {run_id!r}")
@@ -338,5 +218,4 @@ def run_routes(runtime: Runtime, serve_mode: bool) -> list[Route]:
     ]
 
 
-__all__ = ["CloudTasksContinuation", "Continuation", "LambdaContinuation", "LocalContinuation", "continuation_for",
-           "run_routes"]
+__all__ = ["routes"]

@@ -1,7 +1,7 @@
 """``GET /docs``: the interactive API reference (Swagger UI) over ``/openapi.json``.
 
 Swagger UI is vendored from the npm package ``swagger-ui-dist`` by
-``scripts/vendor_docs_ui.sh`` into ``docs_assets/`` beside this module (see
+``scripts/vendor_docs_ui.sh`` into ``shared/observability/docs_assets/`` (see
 ``docs_assets/SOURCE.txt``), so the page needs no internet and no npm at run time. The
 page has an Authorize box for the document's security schemes (``bearer`` /
 ``apiKey``), "Try it out" on every operation starting from the example body the
@@ -9,7 +9,7 @@ document carries, and the curl line of each call. A key can also come in the URL
 fragment (``/docs#key=KEY``, never sent to a server), as on ``/dashboard``; it is kept in
 the page's memory only.
 
-Nothing here runs at import of :mod:`shared.app`: the route imports this module on the
+Nothing here runs when the app is built (:mod:`shared.http.meta`): the route imports this module on the
 first ``/docs`` request and each asset file is read on its first request (a team
 function's cold start does not pay for it).
 """

@@ -1,7 +1,7 @@
 """``GET /dashboard``: the operator page, static files served by the gateway.
 
 No build step and no third-party code: ``dashboard.html``, ``dashboard.css`` and
-``dashboard.js`` beside this module. The page reads the key from the URL fragment
+``dashboard.js`` in ``shared/observability/``. The page reads the key from the URL fragment
 (``/dashboard#key=KEY``, which browsers never send to a server) or a form, keeps it in
 the tab's ``sessionStorage`` and sends it only as the ``Authorization`` header of the
 JSON endpoints it reads (``/v1/usage``, ``/v1/stats``, ``/v1/audit``; with the admin key
