@@ -3,6 +3,7 @@
     MultiAgentError                      500 internal (never shown with a traceback)
     ├── ConfigurationError               start-up configuration is wrong (CLI: one line)
     ├── ToolFailure                      a tool refused; shown to the model as an is_error result
+    ├── CLIError                         a mistake on the command line (one line on stderr)
     └── ProblemError                     has an HTTP status and a /problems/<slug> type
         ├── InvalidJSON                  400 invalid-json
         ├── Unauthenticated              401 unauthenticated
@@ -39,6 +40,10 @@ class ConfigurationError(MultiAgentError):
 
 class ToolFailure(MultiAgentError):
     """A tool refused or failed; the message goes back to the model as an is_error result."""
+
+
+class CLIError(MultiAgentError):
+    """A user mistake on the command line."""
 
 
 class ProblemError(MultiAgentError):

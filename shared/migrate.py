@@ -1,6 +1,6 @@
 """Moving a deployment between stores, and the Terraform team list.
 
-Export kinds registered in :data:`shared.export.EXPORTERS` (``multiagent export KIND``)::
+Export kinds of :data:`shared.cli.export.KINDS` (``multiagent export KIND``)::
 
     tenants     tenants with their API key hashes                 (JSON lines; --store)
     ledger      the usage ledger, oldest first per tenant         (JSON lines; --store, --tenant, --since)
@@ -35,8 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from shared.cli import CLI_EXTENSIONS, CLIError
-from shared.export import EXPORT_OPTIONS, EXPORTERS
+from shared.errors import CLIError
 from shared.store.base import ApiKeyRecord, LedgerEntry, Reservation, Store, Tenant, new_id
 
 FORMAT_VERSION = 1
@@ -293,12 +292,6 @@ def export_terraform_kind(args: argparse.Namespace) -> str:
     return terraform_teams()
 
 
-def _export_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", help="tenants, ledger: the store URL (default: MULTIAGENT_STORE)")
-    p.add_argument("--tenant", help="ledger: one tenant only")
-    p.add_argument("--since", help="ledger: entries at or after this ISO time, e.g. 2026-11-01")
-
-
 def cmd_import(args: argparse.Namespace) -> int:
     """``multiagent import FILE...``."""
     store = open_initialised(args.store)
@@ -311,18 +304,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def add_import_command(sub: Any) -> None:
-    """The ``import`` sub-command (a ``shared.cli.CLI_EXTENSIONS`` entry)."""
+    """The ``import`` sub-command (``shared.cli.COMMAND_MODULES``)."""
     p = sub.add_parser("import", help="import tenant and ledger records written by `multiagent export`")
     p.add_argument("files", nargs="+", help="JSON-lines files ('-' for stdin)")
     p.add_argument("--store", help="store URL (default: MULTIAGENT_STORE)")
     p.add_argument("--dry-run", action="store_true", help="count what would change, write nothing")
     p.set_defaults(fn=cmd_import)
-
-
-EXPORTERS.setdefault("tenants", export_tenants_kind)
-EXPORTERS.setdefault("ledger", export_ledger_kind)
-EXPORTERS.setdefault("terraform", export_terraform_kind)
-if _export_options not in EXPORT_OPTIONS:
-    EXPORT_OPTIONS.append(_export_options)
-if add_import_command not in CLI_EXTENSIONS:
-    CLI_EXTENSIONS.append(add_import_command)

@@ -435,14 +435,3 @@ def export_sdk_types(args: argparse.Namespace) -> str:
 def export_ts_types(args: argparse.Namespace) -> str:
     """TypeScript SDK types and team classes (sdk/typescript/src/generated.ts)."""
     return typescript_types(_document())
-
-
-def _register() -> None:
-    from shared.export import EXPORTERS
-
-    EXPORTERS.setdefault("openapi", export_openapi)
-    EXPORTERS.setdefault("sdk-types", export_sdk_types)
-    EXPORTERS.setdefault("ts-types", export_ts_types)
-
-
-_register()

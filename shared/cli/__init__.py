@@ -15,15 +15,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from shared.errors import ConfigurationError, MultiAgentError, ProblemError
+from shared.errors import CLIError, ConfigurationError, MultiAgentError, ProblemError
 
 if TYPE_CHECKING:
     from shared.config import Settings
     from shared.tenants import TenantAdmin
-
-
-class CLIError(MultiAgentError):
-    """A user mistake on the command line."""
 
 
 def _print(data: Any, as_json: bool, text: Callable[[Any], str]) -> None:
@@ -93,30 +89,6 @@ def _tenant_text(t: dict[str, Any]) -> str:
     state = "DISABLED" if t["disabled"] else "active"
     return (f"{t['tenant_id']}  {t['name']}  {state}  daily {money(t['daily_usd'])}  monthly {money(t['monthly_usd'])}"
             f"  rpm {t['rpm']}  tpm {t['tpm']}  teams {teams}")
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from shared.http.app import build_app
-    from shared.runtime import Runtime
-
-    runtime = Runtime()
-    runtime.check()  # a model without a price stops the start, before anything listens
-    app = build_app(runtime, serve_mode=True)
-    print(f"multiagent: serving {len(runtime.catalog)} teams on http://{args.host}:{args.port} "
-          f"(store {runtime.settings.store_url}, model {runtime.settings.model_provider})", file=sys.stderr, flush=True)
-    from shared.observability import shutdown
-
-    grace = shutdown.grace_seconds()
-    shutdown.prepare()  # SIGTERM: stop listening, finish in-flight calls up to the grace, exit 0
-    from shared.http_limits import guard, server_options  # heads, concurrency, proxies: bounded before the app
-
-    uvicorn.run(guard(app, runtime.settings), host=args.host, port=args.port, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=grace,  # type: ignore[arg-type]  # a float works (asyncio.wait_for)
-                **server_options(runtime.settings, platform=False))
-    shutdown.finish(runtime)
-    return 0
 
 
 def cmd_teams(args: argparse.Namespace) -> int:
@@ -551,7 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="gateway + all teams in one process")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
-    s.set_defaults(fn=cmd_serve)
+    s.set_defaults(fn="shared.cli.serve:cmd_serve")  # the HTTP stack loads for this command only
 
     s = sub.add_parser("teams", help="list teams and operations")
     s.add_argument("--json", action="store_true")
@@ -627,18 +599,25 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("store", help="state store tasks").add_subparsers(dest="action", required=True)
     s = st.add_parser("init", help="create the tables/indexes (idempotent)")
     s.set_defaults(fn=cmd_store)
-    # Under `python -m shared.cli` this module is __main__: extensions register on the importable shared.cli.
-    import shared.cli as registry
-    import shared.export  # noqa: F401 - registers `export KIND` (other kinds register in its EXPORTERS)
-    import shared.migrate  # noqa: F401 - export tenants|ledger|terraform, and `import`
-
-    for extend in registry.CLI_EXTENSIONS:
-        extend(sub)
+    for adder in COMMAND_MODULES:
+        resolve(adder)(sub)
     return p
 
 
-# (subparsers) -> None; other modules (export/import) add their commands here.
-CLI_EXTENSIONS: list[Callable[[Any], None]] = []
+# Commands whose module adds its own sub-parser, "module:function(subparsers)", imported when
+# the parser is built; a command's ``fn`` may also be "module:function", imported when it runs.
+COMMAND_MODULES = ("shared.cli.export:add_export_command", "shared.migrate:add_import_command")
+
+
+def resolve(target: str | Callable[..., Any]) -> Callable[..., Any]:
+    """The function a ``"module:function"`` string names (a callable is returned as is)."""
+    if callable(target):
+        return target
+    import importlib
+
+    module, _, name = target.partition(":")
+    fn: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    return fn
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -653,7 +632,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("MULTIAGENT_LOG_LEVEL", "WARNING")  # a CLI prints results, not access logs
     try:
         _settings()  # every command validates the environment first: one line naming the bad variable
-        return int(args.fn(args) or 0)
+        return int(resolve(args.fn)(args) or 0)
     except KeyboardInterrupt:
         return 130
     except ProblemError as exc:
@@ -665,6 +644,3 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
     return 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())
