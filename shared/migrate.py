@@ -55,43 +55,6 @@ def open_initialised(url: str | None) -> Store:
     return store
 
 
-def list_api_keys(store: Store, tenant_id: str) -> list[ApiKeyRecord]:
-    """Every stored key hash of a tenant, oldest first.
-
-    The store protocol fetches a key by hash but cannot list a tenant's keys: a backend
-    with ``list_api_keys(tenant_id)`` is used as is; the known backends are read through
-    the layout their module docstrings document until the protocol has that method.
-    """
-    method = getattr(store, "list_api_keys", None)
-    if callable(method):
-        return list(method(tenant_id))
-    kind = type(store).__name__
-    records: list[ApiKeyRecord | None]
-    if kind == "SQLiteStore":
-        rows = store._read(  # type: ignore[attr-defined]
-            "SELECT key_hash, tenant_id, prefix, created_at, revoked FROM api_keys WHERE tenant_id = ?", (tenant_id,)
-        )
-        records = [ApiKeyRecord(h, t, p, c, bool(r)) for h, t, p, c, r in rows]
-    elif kind == "DynamoDBStore":
-        pointers = store._query(  # type: ignore[attr-defined]
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
-            ExpressionAttributeValues={":pk": {"S": f"T#{tenant_id}"}, ":p": {"S": "KEY#"}},
-            ConsistentRead=True,
-        )
-        records = [store.get_api_key(p["sk"]["S"][len("KEY#"):]) for p in pointers]
-    elif kind == "FirestoreStore":
-        from google.cloud.firestore_v1.base_query import FieldFilter
-
-        query = store._client().collection("api_keys").where(  # type: ignore[attr-defined]
-            filter=FieldFilter("tenant_id", "==", tenant_id)
-        )
-        hashes = [str((doc.to_dict() or {}).get("key_hash") or doc.id) for doc in query.stream()]
-        records = [store.get_api_key(h) for h in hashes]
-    else:
-        raise CLIError(f"cannot list the API keys of a {kind}: give it list_api_keys(tenant_id)")
-    return sorted((r for r in records if r is not None), key=lambda r: (r.created_at, r.key_hash))
-
-
 def iter_ledger(store: Store, tenant_id: str, since: str | None = None) -> Iterator[LedgerEntry]:
     """Every ledger entry of a tenant at or after ``since``, oldest first, page by page.
 
@@ -120,7 +83,7 @@ def export_tenants(store: Store) -> Iterator[dict[str, Any]]:
     """The ``tenant`` records of every tenant, oldest first."""
     for tenant in store.list_tenants():
         keys = [{k: v for k, v in dataclasses.asdict(r).items() if k != "tenant_id"}
-                for r in list_api_keys(store, tenant.id)]
+                for r in store.list_api_keys(tenant.id)]
         yield {"kind": "tenant", "v": FORMAT_VERSION, "tenant": tenant.to_dict(), "api_keys": keys}
 
 

@@ -105,7 +105,10 @@ class TenantAdmin:
         tenant = Tenant(id=new_id("ten"), name=name.strip(), daily_limit_micros=micros(s.default_daily_usd),
                         monthly_limit_micros=micros(s.default_monthly_usd), rpm=s.default_rpm, tpm=s.default_tpm)
         tenant = Tenant.from_dict({**tenant.to_dict(), **changes})
-        self.store.create_tenant(tenant)
+        try:
+            self.store.create_tenant(tenant)
+        except KeyError:
+            raise Conflict(f"a tenant with id {tenant.id} already exists") from None
         key = Authenticator(self.store).issue_key(tenant.id)
         self._audit(tenant.id, "admin.tenant_created", {"name": tenant.name})
         return tenant, key

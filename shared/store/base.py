@@ -335,7 +335,7 @@ class Store(Protocol):
 
     # tenants and keys
     def create_tenant(self, tenant: Tenant) -> None:
-        """Store a new tenant."""
+        """Store a new tenant; raises KeyError when its id is taken (as ``put_run``)."""
 
     def get_tenant(self, tenant_id: str) -> Tenant | None:
         """The tenant, or None."""
@@ -354,6 +354,9 @@ class Store(Protocol):
 
     def revoke_api_keys(self, tenant_id: str) -> int:
         """Revoke every key of a tenant; returns how many."""
+
+    def list_api_keys(self, tenant_id: str) -> list[ApiKeyRecord]:
+        """Every key record of a tenant (revoked ones too), oldest first (ties by hash)."""
 
     # budget
     def reserve(

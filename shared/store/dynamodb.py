@@ -495,7 +495,7 @@ class DynamoDBStore:
         }
 
     def create_tenant(self, tenant: Tenant) -> None:
-        """Store a new tenant (an existing id is an error, as in the SQLite store)."""
+        """Store a new tenant (KeyError when the id is taken)."""
         try:
             self._call(
                 "put_item",
@@ -504,8 +504,8 @@ class DynamoDBStore:
                 Item=self._tenant_item(tenant, 1),
                 ConditionExpression="attribute_not_exists(pk)",
             )
-        except self._client_error as exc:
-            raise StoreUnavailable(f"tenant {tenant.id} already exists") from exc
+        except self._client_error:
+            raise KeyError(tenant.id) from None
 
     def get_tenant(self, tenant_id: str) -> Tenant | None:
         """The tenant, or None."""
@@ -583,13 +583,21 @@ class DynamoDBStore:
             revoked=bool(item.get("revoked", {}).get("BOOL", False)),
         )
 
-    def revoke_api_keys(self, tenant_id: str) -> int:
-        """Revoke every key of a tenant; returns how many were live."""
-        pointers = self._query(
+    def _key_pointers(self, tenant_id: str) -> list[dict[str, Any]]:
+        return self._query(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
             ExpressionAttributeValues={":pk": _s(f"T#{tenant_id}"), ":p": _s("KEY#")},
             ConsistentRead=True,
         )
+
+    def list_api_keys(self, tenant_id: str) -> list[ApiKeyRecord]:
+        """Every key record of a tenant, oldest first (its KEY# pointers, then each record)."""
+        found = [self.get_api_key(p["sk"]["S"][len("KEY#") :]) for p in self._key_pointers(tenant_id)]
+        return sorted((r for r in found if r is not None), key=lambda r: (r.created_at, r.key_hash))
+
+    def revoke_api_keys(self, tenant_id: str) -> int:
+        """Revoke every key of a tenant; returns how many were live."""
+        pointers = self._key_pointers(tenant_id)
         revoked = 0
         for pointer in pointers:
             key_hash = pointer["sk"]["S"][len("KEY#") :]

@@ -178,6 +178,10 @@ class _Conflict(Exception):
     """A commit lost a precondition race (FailedPrecondition, AlreadyExists, Aborted)."""
 
 
+class _Taken(StoreUnavailable):
+    """A document that must be new exists already (``create_tenant`` answers KeyError)."""
+
+
 class _Missing(Exception):
     """An update hit a document that does not exist (NotFound)."""
 
@@ -459,8 +463,11 @@ class FirestoreStore:
 
     # tenants and keys --------------------------------------------------------------------
     def create_tenant(self, tenant: Tenant) -> None:
-        """Store a new tenant (StoreUnavailable when the id is taken, as the SQL backends)."""
-        self._create(self._tenant(tenant.id), tenant.to_dict())
+        """Store a new tenant (KeyError when the id is taken)."""
+        try:
+            self._create(self._tenant(tenant.id), tenant.to_dict())
+        except _Taken:
+            raise KeyError(tenant.id) from None
 
     def _create(self, ref: Any, data: dict[str, Any]) -> None:
         batch = self._client().batch()
@@ -468,7 +475,7 @@ class FirestoreStore:
         try:
             self._commit(batch)
         except _Conflict as exc:
-            raise StoreUnavailable(f"Firestore {self.url}: {ref.path} already exists") from exc
+            raise _Taken(f"Firestore {self.url}: {ref.path} already exists") from exc
 
     def get_tenant(self, tenant_id: str) -> Tenant | None:
         """The tenant, or None."""
@@ -519,12 +526,24 @@ class FirestoreStore:
         d = snap.to_dict()
         return ApiKeyRecord(key_hash, d["tenant_id"], d["prefix"], d["created_at"], bool(d.get("revoked")))
 
-    def revoke_api_keys(self, tenant_id: str) -> int:
-        """Revoke every key of a tenant; returns how many were live."""
+    def _key_snapshots(self, tenant_id: str) -> list[Any]:
         from google.cloud.firestore import FieldFilter
 
         query = self._client().collection("api_keys").where(filter=FieldFilter("tenant_id", "==", tenant_id))
-        live = [s for s in self._query(query) if not (s.to_dict() or {}).get("revoked")]
+        return list(self._query(query))
+
+    def list_api_keys(self, tenant_id: str) -> list[ApiKeyRecord]:
+        """Every key record of a tenant, oldest first."""
+        found = []
+        for snap in self._key_snapshots(tenant_id):
+            d = snap.to_dict() or {}
+            found.append(ApiKeyRecord(str(d.get("key_hash") or snap.id), d["tenant_id"], d["prefix"], d["created_at"],
+                                      bool(d.get("revoked"))))
+        return sorted(found, key=lambda r: (r.created_at, r.key_hash))
+
+    def revoke_api_keys(self, tenant_id: str) -> int:
+        """Revoke every key of a tenant; returns how many were live."""
+        live = [s for s in self._key_snapshots(tenant_id) if not (s.to_dict() or {}).get("revoked")]
         for start in range(0, len(live), 400):
             batch = self._client().batch()
             for snap in live[start : start + 400]:

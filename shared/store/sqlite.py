@@ -154,12 +154,15 @@ class SQLiteStore:
 
     # tenants and keys ---------------------------------------------------------------
     def create_tenant(self, tenant: Tenant) -> None:
-        """Store a new tenant."""
+        """Store a new tenant (KeyError when the id is taken)."""
         with self._tx() as c:
-            c.execute(
-                "INSERT INTO tenants (id, data, created_at) VALUES (?, ?, ?)",
-                (tenant.id, json.dumps(tenant.to_dict()), tenant.created_at),
-            )
+            try:
+                c.execute(
+                    "INSERT INTO tenants (id, data, created_at) VALUES (?, ?, ?)",
+                    (tenant.id, json.dumps(tenant.to_dict()), tenant.created_at),
+                )
+            except sqlite3.IntegrityError:
+                raise KeyError(tenant.id) from None
 
     def get_tenant(self, tenant_id: str) -> Tenant | None:
         """The tenant, or None."""
@@ -200,6 +203,14 @@ class SQLiteStore:
             return None
         h, tenant_id, prefix, created_at, revoked = rows[0]
         return ApiKeyRecord(h, tenant_id, prefix, created_at, bool(revoked))
+
+    def list_api_keys(self, tenant_id: str) -> list[ApiKeyRecord]:
+        """Every key record of a tenant, oldest first."""
+        rows = self._read(
+            "SELECT key_hash, tenant_id, prefix, created_at, revoked FROM api_keys WHERE tenant_id = ?"
+            " ORDER BY created_at, key_hash", (tenant_id,)
+        )
+        return [ApiKeyRecord(h, t, p, c, bool(r)) for h, t, p, c, r in rows]
 
     def revoke_api_keys(self, tenant_id: str) -> int:
         """Revoke every key of a tenant."""

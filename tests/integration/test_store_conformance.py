@@ -78,6 +78,26 @@ def test_api_keys_and_revocation(store):
     assert store.get_api_key("h" * 64).revoked
 
 
+def test_list_api_keys_oldest_first_revoked_too(store):
+    # given two tenants, one with two keys (one revoked) and one with a key of its own
+    t, other = tenant(store), tenant(store, name="other")
+    store.put_api_key(ApiKeyRecord(key_hash="b" * 64, tenant_id=t.id, prefix="mak_b", created_at="2026-01-02"))
+    store.put_api_key(ApiKeyRecord(key_hash="a" * 64, tenant_id=t.id, prefix="mak_a", created_at="2026-01-01"))
+    store.revoke_api_keys(t.id)
+    store.put_api_key(ApiKeyRecord(key_hash="c" * 64, tenant_id=other.id, prefix="mak_c", created_at="2026-01-03"))
+    # when the first tenant's keys are listed
+    keys = store.list_api_keys(t.id)
+    # then both are there, oldest first, with their state; none of the other tenant's
+    assert [(k.key_hash, k.prefix, k.revoked) for k in keys] == [("a" * 64, "mak_a", True), ("b" * 64, "mak_b", True)]
+    assert store.list_api_keys(new_id("ten")) == []
+
+
+def test_a_taken_tenant_id_is_a_key_error_not_an_outage(store):
+    t = tenant(store)
+    with pytest.raises(KeyError):
+        store.create_tenant(t)
+
+
 def test_reserve_settle_and_ledger(store):
     # given a window of 1000 µ$
     t = tenant(store)
