@@ -14,7 +14,7 @@ Event types (``AuditEvent.type``), one event per fact:
 ==================  ===========================================================================
 
 Batching: the events of one request are collected in a per-request buffer (a context
-variable set by :class:`shared.observability.middleware.ObservabilityMiddleware`) and
+variable set by :class:`shared.http.observability.ObservabilityMiddleware`) and
 written with one ``append_audit`` after the response has been sent, so auditing adds no
 store round trip to the request path. Outside a request (no buffer) an event is written
 in the background at once.

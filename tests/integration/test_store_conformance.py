@@ -1,6 +1,6 @@
 """One behaviour, written once, proven on every store backend.
 
-The ``store`` fixture (tests/integration/conftest.py) yields a fresh store per test for
+The ``store`` fixture (tests/conftest.py) yields a fresh store per test for
 each backend: SQLite on a temp file, DynamoDB on a serialised moto server, Firestore on
 the Google emulator.
 """
