@@ -93,5 +93,5 @@ async def _run(ctx: ToolContext, args: CalculatorInput) -> dict[str, float | int
 
 
 CALCULATOR = Tool(
-    "calculator", "Evaluate an arithmetic expression exactly (no code execution).", CalculatorInput, "none", _run
+    "calculator", "Evaluate an arithmetic expression exactly (no code execution).", CalculatorInput, _run
 )

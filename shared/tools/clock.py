@@ -23,4 +23,4 @@ async def _run(ctx: ToolContext, args: ClockInput) -> dict[str, str]:
     return {"iso": now.isoformat(timespec="seconds"), "weekday": now.strftime("%A"), "timezone": args.timezone}
 
 
-CURRENT_TIME = Tool("current_time", "The current date and time in a time zone.", ClockInput, "clock", _run)
+CURRENT_TIME = Tool("current_time", "The current date and time in a time zone.", ClockInput, _run)

@@ -37,4 +37,4 @@ async def _run(ctx: ToolContext, args: ConsultInput) -> dict[str, object]:
 
 
 CONSULT_TEAM = Tool("consult_team", "Ask another specialised team a question and get its answer.",
-                    ConsultInput, "teams:consult", _run)
+                    ConsultInput, _run)

@@ -34,4 +34,4 @@ async def _run(ctx: ToolContext, args: NotesInput) -> dict[str, object]:
 
 
 NOTES = Tool("notes", "Your organisation's shared notes: create one, list recent ones, or search them.",
-             NotesInput, "store:notes", _run)
+             NotesInput, _run)

@@ -42,4 +42,4 @@ async def _run(ctx: ToolContext, args: TicketsInput) -> dict[str, object]:
 
 
 TICKETS = Tool("tickets", "Support tickets: create one, update its status or priority, or list them.",
-               TicketsInput, "store:tickets", _run)
+               TicketsInput, _run)

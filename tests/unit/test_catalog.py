@@ -163,3 +163,14 @@ def test_load_catalog_only_loads_one_team() -> None:
     only = load_catalog(only="code-generation")
     assert only.names == ["code-generation"]
     assert only.team("code-generation").operation("generate_code").name == "generate_code"
+
+
+def test_an_unknown_tool_name_fails_when_the_team_is_defined() -> None:
+    """Given a team listing a tool that does not exist, when it is defined, then it fails naming the known tools."""
+    from shared.catalog import ASK, Operation
+    from shared.errors import ConfigurationError
+
+    extra = Operation(name="other", description="x", input=ASK.input, output=ASK.output)
+    with pytest.raises(ConfigurationError, match="unknown tools \\['calculater'\\]; known: calculator"):
+        Team(name="typo", description="x", role="x", model="claude-sonnet-4-5", tools=("calculater",),
+             operations=(extra, Operation(name="third", description="x", input=ASK.input, output=ASK.output)))
