@@ -97,20 +97,31 @@ def functions_framework_target(kind: str, name: str) -> Callable[..., Any]:
     return functions_framework_forwarder(app, name, on_request=app.state.runtime.warm_up)  # type: ignore[attr-defined]
 
 
-def module_getattr(kind: str, target: str) -> Callable[[str], Any]:
-    """A PEP 562 ``__getattr__`` for an entry-point module."""
-    cache: dict[str, Any] = {}
+def lazy_entry_points(app: Callable[[], Any], handler: Callable[[], Any], target: str,
+                      target_named: Callable[[str], Any],
+                      cache_of: Callable[[], dict[str, Any]] | None = None) -> Callable[[str], Any]:
+    """A PEP 562 ``__getattr__``: ``app``, ``handler`` and the functions-framework ``target``
+    (or ``FUNCTION_TARGET``) are built on first access, once (in ``cache_of()``, else a
+    cache of its own)."""
+    own: dict[str, Any] = {}
 
     def __getattr__(name: str) -> Any:
+        cache = cache_of() if cache_of is not None else own
         if name not in cache:
             if name == "app":
-                cache[name] = asgi_app(kind)
+                cache[name] = app()
             elif name == "handler":
-                cache[name] = lambda_handler(kind)
+                cache[name] = handler()
             elif name == target or name == os.environ.get("FUNCTION_TARGET"):
-                cache[name] = functions_framework_target(kind, name)
+                cache[name] = target_named(name)
             else:
                 raise AttributeError(name)
         return cache[name]
 
     return __getattr__
+
+
+def module_getattr(kind: str, target: str) -> Callable[[str], Any]:
+    """The ``__getattr__`` of a gateway or team entry-point module."""
+    return lazy_entry_points(lambda: asgi_app(kind), lambda: lambda_handler(kind), target,
+                             lambda name: functions_framework_target(kind, name))

@@ -25,6 +25,9 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shared.auth import key_from_headers
+from shared.entrypoints import lazy_entry_points
+
 __all__ = ["create_http_app", "run_stdio"]
 
 
@@ -145,9 +148,8 @@ class StatelessMCPApp:
             await refused(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        auth = headers.get(b"authorization", b"").decode("latin-1")
-        key = auth[7:].strip() if auth.lower().startswith("bearer ") else \
-            headers.get(b"x-api-key", b"").decode("latin-1").strip()
+        key = key_from_headers(headers.get(b"authorization", b"").decode("latin-1"),
+                               headers.get(b"x-api-key", b"").decode("latin-1"))
         if not key:
             await _json(401, {"type": "/problems/unauthenticated", "title": "Unauthenticated", "status": 401,
                               "detail": "send your tenant API key: Authorization: Bearer <key> (or x-api-key)"},
@@ -184,20 +186,9 @@ def _functions_framework_target(name: str) -> Callable[..., Any]:
 
 
 _cache: dict[str, Any] = {}
-
-
-def __getattr__(name: str) -> Any:
-    """PEP 562: ``app``, ``handler`` and the ``mcp`` target are built on first access."""
-    if name not in _cache:
-        if name == "app":
-            _cache[name] = create_http_app()
-        elif name == "handler":
-            _cache[name] = _lambda_handler()
-        elif name == "mcp" or name == os.environ.get("FUNCTION_TARGET"):
-            _cache[name] = _functions_framework_target(name)
-        else:
-            raise AttributeError(name)
-    return _cache[name]
+# PEP 562: ``app``, ``handler`` and the ``mcp`` target are built on first access.
+__getattr__ = lazy_entry_points(create_http_app, _lambda_handler, "mcp", _functions_framework_target,
+                                lambda: _cache)
 
 
 if __name__ == "__main__":  # python -m functions.mcp.main [--http PORT]
