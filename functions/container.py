@@ -35,6 +35,9 @@ def main() -> int:
         runtime = app.state.runtime  # type: ignore[attr-defined]
         len(runtime.catalog)  # load the team now: a wrong MULTIAGENT_TEAM stops here, not on a request
         runtime.check()
+        from shared.observability.shutdown import grace_seconds
+
+        grace = grace_seconds()  # the one parser of MULTIAGENT_SHUTDOWN_GRACE_S (a bad value stops here)
     except ConfigurationError as exc:
         print(f"multiagent: {exc}", file=sys.stderr)
         return 2
@@ -42,7 +45,7 @@ def main() -> int:
 
     uvicorn.run(guard(app, runtime.settings), host=os.environ.get("HOST", "0.0.0.0"), port=int(raw_port),
                 log_level="warning", access_log=False, lifespan="on",
-                timeout_graceful_shutdown=int(os.environ.get("MULTIAGENT_SHUTDOWN_GRACE_S", "8")),
+                timeout_graceful_shutdown=grace,  # type: ignore[arg-type]  # a float works (asyncio.wait_for)
                 **server_options(runtime.settings, platform=True))
     return 0
 
