@@ -25,6 +25,7 @@ from typing import Any
 from shared.catalog import Catalog
 from shared.errors import PROBLEM_TYPES, ProblemError
 from shared.limits import MAX_RATE, MAX_USD
+from shared.schema_examples import schema_example
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -592,31 +593,19 @@ def docs_example(schema: dict[str, Any], root: dict[str, Any] | None = None, nam
     """A meaningful value valid against a team model's JSON Schema, for the docs: the schema's own example or
     default when it has one, the first enum value, required members only, money-like numbers as 10000, and
     strings from the field's ``e.g. '...'`` description or a table of common field names."""
-    root = root or schema
-    if "$ref" in schema:
-        return docs_example(root.get("$defs", {})[schema["$ref"].split("/")[-1]], root, name)
+    return schema_example(schema, _docs_leaf, root, name, preset=_docs_preset, required_only=True,
+                          items=lambda name, items: [_SECOND.get(name, item) if i == 1 else item
+                                                     for i, item in enumerate(items)])
+
+
+def _docs_preset(schema: dict[str, Any]) -> Any:
+    """The schema's own example, if it has one."""
     if schema.get("examples"):
         return schema["examples"][0]
-    for key in ("example", "const"):
-        if key in schema:
-            return schema[key]
-    if schema.get("enum"):
-        return schema["enum"][0]
-    for key in ("anyOf", "oneOf", "allOf"):
-        if key in schema:
-            options = [s for s in schema[key] if s.get("type") != "null"] or schema[key]
-            return docs_example(options[0], root, name)
-    kind = schema.get("type", "object")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "string")
-    if kind == "object":
-        props: dict[str, Any] = schema.get("properties", {})
-        keep = [k for k in props if k in schema.get("required", [])] or list(props)
-        return {key: docs_example(props[key], root, key) for key in keep}
-    if kind == "array":
-        count = max(1, schema.get("minItems", 1))
-        items = [docs_example(schema.get("items", {}), root, name) for _ in range(count)]
-        return [_SECOND.get(name, item) if i == 1 else item for i, item in enumerate(items)]
+    return schema["example"] if "example" in schema else NotImplemented
+
+
+def _docs_leaf(schema: dict[str, Any], kind: str, name: str) -> Any:
     if kind == "boolean":
         return schema.get("default", True)
     if kind in ("integer", "number"):

@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from shared.models.base import ModelRequest, ModelResponse, Usage
+from shared.schema_examples import schema_example
 
 BANNER = (
     "multiagent: running on the offline model (deterministic placeholder answers, $0, no network). "
@@ -21,28 +22,10 @@ BANNER = (
 
 def example_from_schema(schema: dict[str, Any], root: dict[str, Any] | None = None, name: str = "value") -> Any:
     """A deterministic value valid against ``schema`` (the subset pydantic emits)."""
-    root = root or schema
-    if "$ref" in schema:
-        ref = schema["$ref"].split("/")[-1]
-        return example_from_schema(root.get("$defs", {})[ref], root, name)
-    if "const" in schema:
-        return schema["const"]
-    if "enum" in schema:
-        return schema["enum"][0]
-    for key in ("anyOf", "oneOf", "allOf"):
-        if key in schema:
-            options = [s for s in schema[key] if s.get("type") != "null"] or schema[key]
-            return example_from_schema(options[0], root, name)
-    kind = schema.get("type", "object")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "string")
-    if kind == "object":
-        props = schema.get("properties", {})
-        return {key: example_from_schema(sub, root, key) for key, sub in props.items()}
-    if kind == "array":
-        count = max(1, schema.get("minItems", 1))
-        count = min(count, schema.get("maxItems", count))
-        return [example_from_schema(schema.get("items", {}), root, name) for _ in range(count)]
+    return schema_example(schema, _leaf, root, name)
+
+
+def _leaf(schema: dict[str, Any], kind: str, name: str) -> Any:
     if kind == "boolean":
         return True
     if kind in ("integer", "number"):
