@@ -1123,17 +1123,19 @@ class DynamoDBStore:
     # ledger and audit ------------------------------------------------------------------------
     def list_ledger(self, tenant_id: str, since: str | None = None, limit: int = 10_000) -> list[LedgerEntry]:
         """Ledger entries at or after ``since``, oldest first (the sort key is ``at#id``)."""
+        return [_from_native(LedgerEntry, i) for i in self._timeline(f"L#{tenant_id}", limit, ">=", since)]
+
+    def _timeline(self, pk: str, limit: int, op: str, bound: str | None, newest_first: bool = False) -> list[Item]:
+        """Up to ``limit`` items of ``pk`` in sort-key order (``at#id``), those with ``sk op bound`` when given."""
         if limit <= 0:
             return []
-        values = {":pk": _s(f"L#{tenant_id}")}
+        values = {":pk": _s(pk)}
         condition = "pk = :pk"
-        if since:
-            condition += " AND sk >= :since"
-            values[":since"] = _s(since)
-        items = self._query(
-            limit=limit, KeyConditionExpression=condition, ExpressionAttributeValues=values, ConsistentRead=True
-        )
-        return [_from_native(LedgerEntry, i) for i in items]
+        if bound:
+            condition += f" AND sk {op} :bound"
+            values[":bound"] = _s(bound)
+        return self._query(limit=limit, KeyConditionExpression=condition, ExpressionAttributeValues=values,
+                           ScanIndexForward=not newest_first, ConsistentRead=True)
 
     @staticmethod
     def _audit_item(event: AuditEvent) -> Item:
@@ -1150,20 +1152,7 @@ class DynamoDBStore:
 
     def list_audit(self, tenant_id: str, limit: int = 50, before: str | None = None) -> list[AuditEvent]:
         """Newest first, strictly before ``before`` (``at#id`` < ``at`` excludes equal times)."""
-        if limit <= 0:
-            return []
-        values = {":pk": _s(f"A#{tenant_id}")}
-        condition = "pk = :pk"
-        if before:
-            condition += " AND sk < :before"
-            values[":before"] = _s(before)
-        items = self._query(
-            limit=limit,
-            KeyConditionExpression=condition,
-            ExpressionAttributeValues=values,
-            ScanIndexForward=False,
-            ConsistentRead=True,
-        )
+        items = self._timeline(f"A#{tenant_id}", limit, "<", before, newest_first=True)
         return [AuditEvent(**json.loads(i["data"]["S"])) for i in items]
 
     # notes and tickets -----------------------------------------------------------------------

@@ -489,22 +489,27 @@ class FirestoreStore:
 
     def update_tenant(self, tenant_id: str, changes: dict[str, Any]) -> Tenant:
         """Apply field changes (read, then write with an update_time precondition)."""
-        ref = self._tenant(tenant_id)
+        written = self._read_modify_write(self._tenant(tenant_id), tenant_id, "update_tenant",
+                                          lambda data: Tenant.from_dict({**data, **changes}).to_dict())
+        return Tenant.from_dict(written)
+
+    def _read_modify_write(self, ref: Any, doc_id: str, what: str,
+                           change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+        """Write ``change(document)`` with an ``update_time`` precondition, reading again when a
+        concurrent write got there first (KeyError when the document does not exist)."""
         deadline = time.monotonic() + CONTENTION_DEADLINE_S
         attempt = 0
         while True:
             snap = self._get(ref)
             if not snap.exists:
-                raise KeyError(tenant_id)
-            data = snap.to_dict()
-            data.update(changes)
-            tenant = Tenant.from_dict(data)
+                raise KeyError(doc_id)
+            data = change(snap.to_dict())
             try:
-                self._rpc(ref.update, tenant.to_dict(), option=self._lut(snap.update_time))
-                return tenant
+                self._rpc(ref.update, data, option=self._lut(snap.update_time))
+                return data
             except (_Conflict, _Missing):
                 attempt += 1
-                self._contended(attempt, deadline, "update_tenant")
+                self._contended(attempt, deadline, what)
 
     def put_api_key(self, record: ApiKeyRecord) -> None:
         """Store a key hash."""
@@ -1202,22 +1207,10 @@ class FirestoreStore:
 
     def update_ticket(self, tenant_id: str, ticket_id: str, changes: dict[str, Any]) -> Ticket:
         """Change one of the tenant's tickets (read, then write with a precondition)."""
-        ref = self._sub(tenant_id, "tickets", ticket_id)
-        deadline = time.monotonic() + CONTENTION_DEADLINE_S
-        attempt = 0
-        while True:
-            snap = self._get(ref)
-            if not snap.exists:
-                raise KeyError(ticket_id)
-            data = snap.to_dict()
-            data.update({k: v for k, v in changes.items() if k in ("subject", "body", "status", "priority")})
-            data["updated_at"] = now_iso()
-            try:
-                self._rpc(ref.update, data, option=self._lut(snap.update_time))
-                return Ticket(**_pick(data, Ticket))
-            except (_Conflict, _Missing):
-                attempt += 1
-                self._contended(attempt, deadline, "update_ticket")
+        editable = {k: v for k, v in changes.items() if k in ("subject", "body", "status", "priority")}
+        written = self._read_modify_write(self._sub(tenant_id, "tickets", ticket_id), ticket_id, "update_ticket",
+                                          lambda data: {**data, **editable, "updated_at": now_iso()})
+        return Ticket(**_pick(written, Ticket))
 
     def list_tickets(self, tenant_id: str, status: str | None = None, limit: int = 50) -> list[Ticket]:
         """Newest first, optionally by status."""

@@ -517,15 +517,26 @@ class SQLiteStore:
         return RunRecord(**json.loads(rows[0][0])) if rows else None
 
     def update_run(self, run: RunRecord, expected_version: int) -> bool:
-        """Compare-and-swap on the version column."""
-        data = {**run.__dict__, "version": expected_version + 1, "updated_at": now_iso()}
+        """Compare-and-swap on the version column (a version below 1 never matches, as on every backend)."""
+        return expected_version >= 1 and self._versioned_write("runs", run, expected_version)
+
+    def _versioned_write(self, table: str, record: RunRecord | SessionRecord, expected_version: int) -> bool:
+        """Insert at version 1 (``expected_version`` 0) or compare-and-swap on the version
+        column; the record gets its new version and ``updated_at`` when it is written."""
+        data = {**record.__dict__, "version": expected_version + 1, "updated_at": now_iso()}
         with self._tx() as c:
-            changed = c.execute(
-                "UPDATE runs SET version = ?, data = ? WHERE tenant_id = ? AND id = ? AND version = ?",
-                (expected_version + 1, json.dumps(data), run.tenant_id, run.id, expected_version),
-            ).rowcount
+            if expected_version == 0:
+                changed = c.execute(
+                    f"INSERT OR IGNORE INTO {table} (tenant_id, id, version, data) VALUES (?, ?, 1, ?)",
+                    (record.tenant_id, record.id, json.dumps(data)),
+                ).rowcount
+            else:
+                changed = c.execute(
+                    f"UPDATE {table} SET version = ?, data = ? WHERE tenant_id = ? AND id = ? AND version = ?",
+                    (expected_version + 1, json.dumps(data), record.tenant_id, record.id, expected_version),
+                ).rowcount
         if changed:
-            run.version, run.updated_at = expected_version + 1, data["updated_at"]
+            record.version, record.updated_at = expected_version + 1, data["updated_at"]
         return bool(changed)
 
     def list_runs(self, tenant_id: str, limit: int = 50, before: str | None = None) -> list[RunRecord]:
@@ -555,21 +566,7 @@ class SQLiteStore:
 
     def put_session(self, session: SessionRecord, expected_version: int) -> bool:
         """Insert (expected 0) or compare-and-swap on the version column."""
-        data = {**session.__dict__, "version": expected_version + 1, "updated_at": now_iso()}
-        with self._tx() as c:
-            if expected_version == 0:
-                changed = c.execute(
-                    "INSERT OR IGNORE INTO sessions (tenant_id, id, version, data) VALUES (?, ?, 1, ?)",
-                    (session.tenant_id, session.id, json.dumps(data)),
-                ).rowcount
-            else:
-                changed = c.execute(
-                    "UPDATE sessions SET version = ?, data = ? WHERE tenant_id = ? AND id = ? AND version = ?",
-                    (expected_version + 1, json.dumps(data), session.tenant_id, session.id, expected_version),
-                ).rowcount
-        if changed:
-            session.version, session.updated_at = expected_version + 1, data["updated_at"]
-        return bool(changed)
+        return self._versioned_write("sessions", session, expected_version)
 
     def delete_session(self, tenant_id: str, session_id: str) -> None:
         """Forget the session."""
