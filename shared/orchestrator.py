@@ -57,7 +57,7 @@ from shared.errors import Forbidden, NotFound, ProblemError, Timeout, ToolFailur
 from shared.models.base import ModelProvider, ModelRequest
 from shared.pricing import usd
 from shared.store.aio import store_call
-from shared.store.base import RunRecord, Store, Tenant
+from shared.store.base import RunRecord, Store, Tenant, keyset_page
 
 if TYPE_CHECKING:
     from shared.operations import OperationResult
@@ -165,14 +165,7 @@ def list_page(store: Store, tenant_id: str, limit: int,
     """One page of ``GET /v1/runs``, newest first, and the ``next`` cursor ``CREATED_AT|ID``
     of the last run returned (runs created at the same instant are neither skipped nor
     repeated across pages; a bare ``CREATED_AT`` is accepted too)."""
-    cursor_at, cursor_id = (before.split("|", 1) + [""])[:2] if before else ("", "")
-    bound = cursor_at + "~" if cursor_id else (cursor_at or None)  # "AT~" sorts after every run at AT
-    runs = store.list_runs(tenant_id, limit + 1 + (16 if cursor_id else 0), bound)
-    if cursor_id:
-        runs = [r for r in runs if not (r.created_at == cursor_at and r.id >= cursor_id)]
-    more = len(runs) > limit
-    runs = runs[:limit]
-    return runs, (f"{runs[-1].created_at}|{runs[-1].id}" if more and runs else None)
+    return keyset_page(lambda n, bound: store.list_runs(tenant_id, n, bound), lambda r: r.created_at, limit, before)
 
 
 # -- planning -------------------------------------------------------------------------------

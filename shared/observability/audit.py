@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.observability.redact import redact_value
 from shared.shielded import run_to_completion
-from shared.store.base import AuditEvent, Store, Tenant, new_id, now_iso
+from shared.store.base import AuditEvent, Store, Tenant, keyset_page, new_id, now_iso
 
 if TYPE_CHECKING:
     from shared.operations import OperationOutcome
@@ -41,7 +41,6 @@ log = logging.getLogger("multiagent.audit")
 
 CONTENT_KEY = "_content"  # detail members only kept when the tenant logs content
 MAX_CONTENT_CHARS = 4_000
-_CURSOR_SEP = "|"
 
 
 def canonical(value: Any) -> bytes:
@@ -212,15 +211,7 @@ def page(store: Store, tenant_id: str, limit: int, before: str | None) -> tuple[
     The cursor is ``AT|ID`` of the last event returned, so events sharing one timestamp
     across a page boundary are neither skipped nor repeated (a bare ``AT`` is accepted too).
     """
-    cursor_at, cursor_id = (before.split(_CURSOR_SEP, 1) + [""])[:2] if before else ("", "")
-    # "AT~" sorts after every event at AT (the format's characters are all below "~")
-    bound = cursor_at + "~" if cursor_id else (cursor_at or None)
-    events = store.list_audit(tenant_id, limit + 1 + (16 if cursor_id else 0), bound)
-    if cursor_id:
-        events = [e for e in events if not (e.at == cursor_at and e.id >= cursor_id)]
-    more = len(events) > limit
-    events = events[:limit]
-    return events, (f"{events[-1].at}{_CURSOR_SEP}{events[-1].id}" if more and events else None)
+    return keyset_page(lambda n, bound: store.list_audit(tenant_id, n, bound), lambda e: e.at, limit, before)
 
 
 def recent(store: Store, tenant_id: str, since: str, cap: int = 20_000, batch: int = 1_000) -> list[AuditEvent]:

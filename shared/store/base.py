@@ -36,9 +36,10 @@ settles is to charge it.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from shared.errors import MultiAgentError
 
@@ -481,3 +482,27 @@ class Store(Protocol):
 
     def delete_session(self, tenant_id: str, session_id: str) -> None:
         """Forget the tenant's session (nothing when it does not exist)."""
+
+
+class _Keyed(Protocol):
+    id: str
+
+
+K = TypeVar("K", bound=_Keyed)
+
+
+def keyset_page(fetch: Callable[[int, str | None], list[K]], at_of: Callable[[K], str], limit: int,
+                before: str | None) -> tuple[list[K], str | None]:
+    """One page, newest first, of what ``fetch(limit, bound)`` lists strictly before
+    ``bound``, and the ``next`` cursor ``AT|ID`` of the last item returned: items sharing
+    one instant across a page boundary are neither skipped nor repeated (a bare ``AT`` is
+    accepted too). ``at_of`` is the time the list is ordered by."""
+    cursor_at, cursor_id = (before.split("|", 1) + [""])[:2] if before else ("", "")
+    # "AT~" sorts after every item at AT (the format's characters are all below "~")
+    bound = cursor_at + "~" if cursor_id else (cursor_at or None)
+    items = fetch(limit + 1 + (16 if cursor_id else 0), bound)
+    if cursor_id:
+        items = [i for i in items if not (at_of(i) == cursor_at and i.id >= cursor_id)]
+    more = len(items) > limit
+    items = items[:limit]
+    return items, (f"{at_of(items[-1])}|{items[-1].id}" if more and items else None)
