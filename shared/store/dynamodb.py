@@ -79,6 +79,7 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, fields, replace
 from decimal import Decimal
 from typing import Any
@@ -349,14 +350,21 @@ class DynamoDBStore:
         unique = list({(i["pk"]["S"], i["sk"]["S"]): i for i in items}.values())
         for start in range(0, len(unique), _BATCH_WRITE_MAX):
             requests = {self.table: [{"PutRequest": {"Item": i}} for i in unique[start : start + _BATCH_WRITE_MAX]]}
-            for attempt in range(_CONFLICT_ATTEMPTS):
-                out = self._call("batch_write_item", RequestItems=requests)
-                requests = out.get("UnprocessedItems") or {}
-                if not requests:
-                    break
-                time.sleep(min(0.25, 0.01 * 2**attempt) * random.uniform(0.5, 1.5))
-            else:
-                raise StoreUnavailable(f"DynamoDB kept throttling writes to {self.table}")
+            self._batch_until_done("batch_write_item", requests, "UnprocessedItems", "writes to")
+
+    def _batch_until_done(self, op: str, request: dict[str, Any], leftover: str, what: str,
+                          on_answer: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """Call the batch ``op`` again on what DynamoDB hands back unprocessed (``leftover``),
+        with jittered backoff, until nothing is left (503 when it keeps throttling)."""
+        for attempt in range(_CONFLICT_ATTEMPTS):
+            out = self._call(op, RequestItems=request)
+            if on_answer is not None:
+                on_answer(out)
+            request = out.get(leftover) or {}
+            if not request:
+                return
+            time.sleep(min(0.25, 0.01 * 2**attempt) * random.uniform(0.5, 1.5))
+        raise StoreUnavailable(f"DynamoDB kept throttling {what} {self.table}")
 
     @staticmethod
     def _key(pk: str, sk: str) -> Item:
@@ -1082,16 +1090,12 @@ class DynamoDBStore:
                     "ConsistentRead": True,
                 }
             }
-            for attempt in range(_CONFLICT_ATTEMPTS):
-                out = self._call("batch_get_item", RequestItems=request)
+
+            def keep(out: dict[str, Any]) -> None:
                 for item in out.get("Responses", {}).get(self.table, []):
                     found[item["sk"]["S"][2:]] = item
-                request = out.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                time.sleep(min(0.25, 0.01 * 2**attempt) * random.uniform(0.5, 1.5))
-            else:
-                raise StoreUnavailable(f"DynamoDB kept throttling reads of {self.table}")
+
+            self._batch_until_done("batch_get_item", request, "UnprocessedKeys", "reads of", keep)
         states = []
         for k in keys:
             item = found.get(k)
