@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 from urllib.parse import urlparse
 
 from shared.errors import ConfigurationError
@@ -18,32 +20,32 @@ from shared.errors import ConfigurationError
 PROVIDERS = ("anthropic", "bedrock", "vertex", "offline", "simulated")
 SECRET_BACKENDS = ("env", "gcp", "aws")
 TEAM_AUTH = ("none", "google-id-token")  # platform identity on gateway -> team hops (shared/hops)
+N = TypeVar("N", int, float)
+
+
+def _parsed(env: dict[str, str], name: str, parse: Callable[[str], N], kind: str, check: Callable[[N], bool],
+            rule: str) -> N | None:
+    """``env[name]`` parsed (None when unset or empty); one line naming the variable otherwise."""
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = parse(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} must be {kind}") from None
+    if not check(value):
+        raise ConfigurationError(f"{name}={raw!r} must be {rule}")
+    return value
 
 
 def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name}={raw!r} must be an integer") from None
-    if value < minimum:
-        raise ConfigurationError(f"{name}={raw!r} must be at least {minimum}")
-    return value
+    value = _parsed(env, name, int, "an integer", lambda v: v >= minimum, f"at least {minimum}")
+    return default if value is None else value
 
 
 def _float(env: dict[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name}={raw!r} must be a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigurationError(f"{name}={raw!r} must be a positive finite number")
-    return value
+    value = _parsed(env, name, float, "a number", lambda v: math.isfinite(v) and v > 0, "a positive finite number")
+    return default if value is None else value
 
 
 def _usd(env: dict[str, str], name: str, default: float) -> float:
