@@ -504,16 +504,17 @@ class DynamoDBStore:
 
     def create_tenant(self, tenant: Tenant) -> None:
         """Store a new tenant (KeyError when the id is taken)."""
+        if not self._put_new(self._tenant_item(tenant, 1)):
+            raise KeyError(tenant.id)
+
+    def _put_new(self, item: Item) -> bool:
+        """Put ``item`` unless its key exists (one conditional put); False when it does."""
         try:
-            self._call(
-                "put_item",
-                expect=("ConditionalCheckFailedException",),
-                TableName=self.table,
-                Item=self._tenant_item(tenant, 1),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
+            self._call("put_item", expect=("ConditionalCheckFailedException",), TableName=self.table, Item=item,
+                       ConditionExpression="attribute_not_exists(pk)")
         except self._client_error:
-            raise KeyError(tenant.id) from None
+            return False
+        return True
 
     def get_tenant(self, tenant_id: str) -> Tenant | None:
         """The tenant, or None."""
@@ -1108,21 +1109,8 @@ class DynamoDBStore:
 
     def claim_marker(self, tenant_id: str, marker: str, expires_at: float) -> bool:
         """True the first time the marker is claimed (conditional put)."""
-        try:
-            self._call(
-                "put_item",
-                expect=("ConditionalCheckFailedException",),
-                TableName=self.table,
-                Item={
-                    **self._key(f"T#{tenant_id}", f"M#{marker}"),
-                    "expires_at": _n(expires_at),
-                    "ttl": _ttl(expires_at),
-                },
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except self._client_error:
-            return False
-        return True
+        return self._put_new({**self._key(f"T#{tenant_id}", f"M#{marker}"), "expires_at": _n(expires_at),
+                              "ttl": _ttl(expires_at)})
 
     # ledger and audit ------------------------------------------------------------------------
     def list_ledger(self, tenant_id: str, since: str | None = None, limit: int = 10_000) -> list[LedgerEntry]:
