@@ -192,19 +192,15 @@ export class ServiceUnavailableError extends InternalServerError {
 
 export class GatewayTimeoutError extends InternalServerError {}
 
-// the names of 0.1, kept as aliases of the same classes
-export const InvalidJSON = InvalidJSONError;
-export type InvalidJSON = InvalidJSONError;
-export const BudgetExceeded = BudgetExceededError;
-export type BudgetExceeded = BudgetExceededError;
-export const PayloadTooLarge = PayloadTooLargeError;
-export type PayloadTooLarge = PayloadTooLargeError;
-export const RateLimited = RateLimitError;
-export type RateLimited = RateLimitError;
-export const ServiceUnavailable = ServiceUnavailableError;
-export type ServiceUnavailable = ServiceUnavailableError;
-export const GatewayTimeout = GatewayTimeoutError;
-export type GatewayTimeout = GatewayTimeoutError;
+// the names of 0.1, kept as aliases of the same classes (each name both the class and its type)
+export {
+  InvalidJSONError as InvalidJSON,
+  BudgetExceededError as BudgetExceeded,
+  PayloadTooLargeError as PayloadTooLarge,
+  RateLimitError as RateLimited,
+  ServiceUnavailableError as ServiceUnavailable,
+  GatewayTimeoutError as GatewayTimeout,
+};
 
 type ErrorClass = new (status: number, headers: Headers, problem: Problem) => APIStatusError;
 

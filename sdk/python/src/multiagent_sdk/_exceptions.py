@@ -141,15 +141,19 @@ class APIStatusError(APIError):
         reason = response.reason_phrase if response is not None else ""
         self.title: str = str(problem.get("title") or reason or "error")
         self.detail: str = str(problem.get("detail") or "")
+        self._read(problem)
         message = f"{self.status_code} {self.title}"
         if self.detail:
             message += f": {self.detail}"
-        message += self._details(problem)
+        message += self._details()
         if self.request_id:
             message += f" (request id {self.request_id})"
         super().__init__(message, request=_request_of(response), body=problem)
 
-    def _details(self, problem: dict[str, Any]) -> str:
+    def _read(self, problem: dict[str, Any]) -> None:
+        """Read the fields of this kind of error from the problem (``headers`` is set by then)."""
+
+    def _details(self) -> str:
         """More of the problem for the message (the fields of a validation error)."""
         return ""
 
@@ -174,13 +178,16 @@ class AuthenticationError(APIStatusError):
 class BudgetExceededError(APIStatusError):
     """402 ``budget-exceeded``: the call could cost more than what is left. Never retried."""
 
-    def __init__(self, response: httpx.Response | None, problem: dict[str, Any], *,
-                 status_code: int | None = None, headers: httpx.Headers | None = None) -> None:
-        super().__init__(response, problem, status_code=status_code, headers=headers)
-        self.limit_usd: float | None = problem.get("limit_usd")
-        self.spent_usd: float | None = problem.get("spent_usd")
-        self.window: str | None = problem.get("window")
-        self.reset_at: datetime | None = None
+    limit_usd: float | None
+    spent_usd: float | None
+    window: str | None
+    reset_at: datetime | None
+
+    def _read(self, problem: dict[str, Any]) -> None:
+        self.limit_usd = problem.get("limit_usd")
+        self.spent_usd = problem.get("spent_usd")
+        self.window = problem.get("window")
+        self.reset_at = None
         raw = problem.get("reset_at")
         if isinstance(raw, str):
             try:
@@ -204,10 +211,10 @@ class ConflictError(APIStatusError):
 class PayloadTooLargeError(APIStatusError):
     """413 ``payload-too-large``."""
 
-    def __init__(self, response: httpx.Response | None, problem: dict[str, Any], *,
-                 status_code: int | None = None, headers: httpx.Headers | None = None) -> None:
-        super().__init__(response, problem, status_code=status_code, headers=headers)
-        self.limit_bytes: int | None = problem.get("limit_bytes")
+    limit_bytes: int | None
+
+    def _read(self, problem: dict[str, Any]) -> None:
+        self.limit_bytes = problem.get("limit_bytes")
 
 
 class ValidationError(APIStatusError):
@@ -219,9 +226,11 @@ class ValidationError(APIStatusError):
 
     errors: list[dict[str, Any]]
 
-    def _details(self, problem: dict[str, Any]) -> str:
+    def _read(self, problem: dict[str, Any]) -> None:
         raw = problem.get("errors")
         self.errors = [e for e in raw if isinstance(e, dict)] if isinstance(raw, list) else []
+
+    def _details(self) -> str:
         return describe_field_errors(self.errors)
 
 
@@ -240,11 +249,12 @@ def describe_field_errors(errors: list[dict[str, Any]], limit: int = 8) -> str:
 class RateLimitError(APIStatusError):
     """429 ``rate-limited``: wait :attr:`retry_after` seconds."""
 
-    def __init__(self, response: httpx.Response | None, problem: dict[str, Any], *,
-                 status_code: int | None = None, headers: httpx.Headers | None = None) -> None:
-        super().__init__(response, problem, status_code=status_code, headers=headers)
-        self.retry_after: float | None = _retry_after_s(self.headers, problem)
-        self.limit: str | None = problem.get("limit")
+    retry_after: float | None
+    limit: str | None
+
+    def _read(self, problem: dict[str, Any]) -> None:
+        self.retry_after = _retry_after_s(self.headers, problem)
+        self.limit = problem.get("limit")
 
 
 class InternalServerError(APIStatusError):
@@ -258,10 +268,10 @@ class ModelError(InternalServerError):
 class ServiceUnavailableError(InternalServerError):
     """503 ``unavailable``: a dependency is unreachable; wait :attr:`retry_after` seconds."""
 
-    def __init__(self, response: httpx.Response | None, problem: dict[str, Any], *,
-                 status_code: int | None = None, headers: httpx.Headers | None = None) -> None:
-        super().__init__(response, problem, status_code=status_code, headers=headers)
-        self.retry_after: float | None = _retry_after_s(self.headers, problem)
+    retry_after: float | None
+
+    def _read(self, problem: dict[str, Any]) -> None:
+        self.retry_after = _retry_after_s(self.headers, problem)
 
 
 class GatewayTimeoutError(InternalServerError):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import httpx
@@ -85,6 +86,13 @@ class _StreamState:
         value: str | None = self.response.headers.get("x-request-id")
         return value
 
+    def take(self, line: str) -> StreamEvent | None:
+        """Feed one line of the body (``""`` past its end); the event it ends, checked, else ``None``."""
+        event = self.decoder.feed(line)
+        if event is not None:
+            self.check(event)
+        return event
+
     def check(self, event: StreamEvent) -> None:
         """Raise an ``error`` event as its typed error; remember ``done``."""
         if event.event == "error":
@@ -111,6 +119,13 @@ class _StreamState:
         if self.done is None:
             raise self.ended_early()
         return self.done
+
+
+async def _then_blank(lines: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The body's lines, then the blank line that ends an event the body left open (as ``chain(lines, ("",))``)."""
+    async for line in lines:
+        yield line
+    yield ""
 
 
 class Stream:
@@ -143,20 +158,11 @@ class Stream:
     def _iterate(self) -> Iterator[StreamEvent]:
         state = self._state
         try:
-            for line in self.response.iter_lines():
-                event = state.decoder.feed(line)
-                if event is None:
-                    continue
-                state.check(event)
-                yield event
-                if state.finished:
-                    return
-            event = state.decoder.feed("")
-            if event is not None:
-                state.check(event)
-                yield event
-                if state.finished:
-                    return
+            for line in chain(self.response.iter_lines(), ("",)):
+                if (event := state.take(line)) is not None:
+                    yield event
+                    if state.finished:
+                        return
             raise state.ended_early()
         except httpx.HTTPError as exc:
             raise state.cut(exc) from exc
@@ -226,20 +232,11 @@ class AsyncStream:
     async def _iterate(self) -> AsyncIterator[StreamEvent]:
         state = await self._open()
         try:
-            async for line in state.response.aiter_lines():
-                event = state.decoder.feed(line)
-                if event is None:
-                    continue
-                state.check(event)
-                yield event
-                if state.finished:
-                    return
-            event = state.decoder.feed("")
-            if event is not None:
-                state.check(event)
-                yield event
-                if state.finished:
-                    return
+            async for line in _then_blank(state.response.aiter_lines()):
+                if (event := state.take(line)) is not None:
+                    yield event
+                    if state.finished:
+                        return
             raise state.ended_early()
         except httpx.HTTPError as exc:
             raise state.cut(exc) from exc
