@@ -13,7 +13,8 @@
 
 Each fixture starts its servers once per module (``scope`` to change it) on free loopback
 ports, with its own SQLite file, creates a default tenant through the CLI, and stops
-everything at the end. ``start_live_server`` does the same outside pytest.
+everything at the end. ``start_live_server`` does the same outside pytest; ``serve_next_to``
+starts one more ``multiagent serve`` on a running server's store.
 """
 
 from __future__ import annotations
@@ -151,6 +152,25 @@ def start_live_server(
         if fake is not None:
             fake.stop()
         raise
+
+
+def serve_next_to(first: LiveServer, name: str, **env: str) -> LiveServer:
+    """Another ``multiagent serve`` on ``first``'s store, fake model and tenant (``env`` added to its
+    environment), logging to ``NAME.log`` in its workdir; stop it with :meth:`LiveServer.stop`."""
+    port = free_port()
+    log_path = first.workdir / f"{name}.log"
+    full_env = {**first.env, **env}
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "serve", "--port", str(port)], cwd=REPO_ROOT,
+                                env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    server = LiveServer(url=f"http://127.0.0.1:{port}", env=full_env, workdir=first.workdir, proc=proc,
+                        log_path=log_path, tenant=first.tenant)
+    try:
+        _wait_ready(server, 40)
+    except BaseException:
+        server.stop()
+        raise
+    return server
 
 
 def _wait_ready(server: LiveServer, timeout: float) -> None:

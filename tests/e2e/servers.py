@@ -9,11 +9,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
 from tests.ports import free_port
+from tests.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,3 +87,32 @@ def cli(env: dict[str, str], *args: str) -> dict:
     if out.returncode != 0:
         raise RuntimeError(f"multiagent {' '.join(args)} failed: {out.stderr}")
     return json.loads(out.stdout)
+
+
+@contextmanager
+def mcp_http_app(env: dict[str, str]) -> Iterator[str]:
+    """``python -m functions.mcp.main --http PORT`` with ``env``; yields its ``/mcp`` URL once ``/health``
+    answers, and stops it at the end."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen([sys.executable, "-m", "functions.mcp.main", "--http", str(port)], cwd=ROOT,
+                                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 30
+            while not _answers(url + "/health"):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(f"the MCP HTTP app did not start (exit {proc.poll()}):\n"
+                                       f"{log.read().decode(errors='replace')[-3000:]}")
+                time.sleep(0.05)
+            yield url + "/mcp"
+        finally:
+            stop_process(proc)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -5,10 +5,7 @@ leaves screenshots in test-artifacts/."""
 
 from __future__ import annotations
 
-import json
 import random
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,12 +21,11 @@ from shared.config import Settings
 from shared.store import open_store
 from shared.store.base import AuditEvent, LedgerEntry, Reservation, Store, Tenant, new_id
 from shared.tenants import TenantAdmin
-from tests.e2e.live_server import REPO_ROOT, LiveServer, start_live_server
+from tests.e2e.chromium import ARTIFACTS, browser_missing, run_script
+from tests.e2e.live_server import LiveServer, start_live_server
 
 pytestmark = pytest.mark.e2e
 
-BROWSER_DIR = REPO_ROOT / "tests" / "e2e" / "browser"
-ARTIFACTS = REPO_ROOT / "test-artifacts"
 ADMIN_KEY = "dash-admin-key-0123456789abcdef"
 MODELS = {"finance": "claude-sonnet-4-5", "legal": "claude-opus-4-5", "marketing": "claude-haiku-4-5",
           "research": "claude-sonnet-4-5", "code-generation": "claude-sonnet-4-5", "sales": "claude-haiku-4-5"}
@@ -38,16 +34,6 @@ PROFILE = {"finance": (2400, 0.26), "legal": (5200, 0.16), "marketing": (1500, 0
            "code-generation": (9100, 0.14), "sales": (1100, 0.12)}
 FAILURES = [(402, "budget-exceeded"), (429, "rate-limited"), (502, "model-error"), (504, "timeout"),
             (422, "validation-error")]
-
-
-def _browser_ready() -> str | None:
-    if not Path("/usr/bin/chromium").exists():
-        return "Debian chromium is not installed (scripts/test.d/chromium.sh installs it)"
-    if shutil.which("node") is None:
-        return "node is not installed"
-    if not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
-        return "playwright-core is not installed in tests/e2e/browser (scripts/test.d/chromium.sh installs it)"
-    return None
 
 
 def _iso(moment: datetime) -> str:
@@ -108,7 +94,7 @@ def seed(store: Store, tenant: Tenant, rng: random.Random, *, calls: int, daily_
 
 @pytest.fixture(scope="module")
 def dashboard_server(tmp_path_factory) -> Iterator[tuple[LiveServer, dict[str, Any]]]:
-    reason = _browser_ready()
+    reason = browser_missing()
     if reason:
         pytest.skip(reason)
     server = start_live_server(tmp_path_factory.mktemp("dashboard"), env={"MULTIAGENT_ADMIN_KEY": ADMIN_KEY})
@@ -139,12 +125,7 @@ def dashboard_server(tmp_path_factory) -> Iterator[tuple[LiveServer, dict[str, A
 
 def run_browser(url: str, shot: Path, layout: str = "desktop", select: str = "", *,
                 expect_errors: bool = False) -> dict[str, Any]:
-    ARTIFACTS.mkdir(exist_ok=True)
-    proc = subprocess.run(["node", str(BROWSER_DIR / "dashboard.cjs"), url, str(shot), layout, select],
-                          cwd=BROWSER_DIR, capture_output=True, text=True, timeout=90)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["ok"], out
+    out = run_script("dashboard.cjs", url, str(shot), layout, select)
     if not expect_errors:
         assert not out["errors"], out["errors"]
     assert shot.exists() and shot.stat().st_size > 10_000

@@ -6,15 +6,15 @@ test-artifacts/ (docs.png, docs-authorize.png, docs-dashboard.png)."""
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.e2e.chromium import ARTIFACTS, browser_missing, run_script
 from tests.e2e.live_server import LiveServer, start_live_server
-from tests.e2e.test_dashboard import ARTIFACTS, BROWSER_DIR, _browser_ready, run_browser
+from tests.e2e.test_dashboard import run_browser
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +23,7 @@ PATH = "/v1/teams/finance/analyze_investment"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    reason = _browser_ready()
+    reason = browser_missing()
     if reason:
         pytest.skip(reason)
     live = start_live_server(tmp_path_factory.mktemp("docs"))
@@ -34,12 +34,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 
 def run_docs(url: str, key: str, tag: str, operation_id: str, shots: str) -> dict[str, Any]:
-    ARTIFACTS.mkdir(exist_ok=True)
-    proc = subprocess.run(["node", str(BROWSER_DIR / "docs.cjs"), url, key, tag, operation_id, str(ARTIFACTS / shots)],
-                          cwd=BROWSER_DIR, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["ok"], (out.get("failure"), out["errors"])
+    out = run_script("docs.cjs", url, key, tag, operation_id, str(ARTIFACTS / shots), timeout=120)
     assert not out["errors"], out["errors"]
     return out
 

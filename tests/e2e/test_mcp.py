@@ -7,7 +7,6 @@ budget, invalid arguments.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -21,7 +20,8 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from shared.catalog import load_catalog
-from tests.e2e.live_server import REPO_ROOT, LiveServer, Tenant, free_port, live_server_fixture
+from tests.e2e.live_server import REPO_ROOT, LiveServer, Tenant, live_server_fixture
+from tests.e2e.servers import mcp_http_app
 
 pytestmark = pytest.mark.e2e
 RUN_TOOLS = ("start_run", "get_run", "list_runs")
@@ -48,25 +48,9 @@ async def stdio_session(server: LiveServer, *args: str,
 @pytest.fixture(scope="module")
 def mcp_http(server: LiveServer) -> Iterator[str]:
     """``python -m functions.mcp.main --http PORT``: the function's app, keys from the MCP client."""
-    port = free_port()
     env = {k: v for k, v in server.env.items() if k != "MULTIAGENT_API_KEY"}
-    env["MULTIAGENT_API_URL"] = server.url
-    proc = subprocess.Popen([sys.executable, "-m", "functions.mcp.main", "--http", str(port)], cwd=REPO_ROOT,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        else:
-            raise RuntimeError("the MCP HTTP app did not start")
-        yield url + "/mcp"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with mcp_http_app({**env, "MULTIAGENT_API_URL": server.url}) as url:
+        yield url
 
 
 @asynccontextmanager

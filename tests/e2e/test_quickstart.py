@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -29,14 +28,13 @@ import httpx
 import pytest
 
 from shared.catalog import load_catalog
+from tests.e2e.chromium import ARTIFACTS, browser_missing, run_script
 from tests.e2e.live_server import REPO_ROOT
 from tests.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
 README = REPO_ROOT / "README.md"
-BROWSER_DIR = REPO_ROOT / "tests" / "e2e" / "browser"
-ARTIFACTS = REPO_ROOT / "test-artifacts"
 README_PORT = "8080"  # what the quick start's URLs assume (multiagent serve's default)
 
 
@@ -172,25 +170,11 @@ class Walkthrough:
         return self.servers[index][2].read_text(errors="replace")
 
 
-def _browser_ready() -> str | None:
-    if not Path("/usr/bin/chromium").exists():
-        return "Debian chromium is not installed (scripts/test.d/chromium.sh installs it)"
-    if shutil.which("node") is None:
-        return "node is not installed"
-    if not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
-        return "playwright-core is not installed in tests/e2e/browser (scripts/test.d/chromium.sh installs it)"
-    return None
-
-
 def dashboard(walk: Walkthrough, name: str) -> dict[str, Any]:
     """What /dashboard#key=$KEY shows a person (tests/e2e/browser/quickstart.cjs)."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / f"quickstart-{name}.png"
-    proc = subprocess.run(["node", str(BROWSER_DIR / "quickstart.cjs"), f"{walk.url}/dashboard#key={walk.env['KEY']}",
-                           str(shot)], cwd=BROWSER_DIR, capture_output=True, text=True, timeout=90)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["ok"] and not out["errors"], out
+    out = run_script("quickstart.cjs", f"{walk.url}/dashboard#key={walk.env['KEY']}",
+                     str(ARTIFACTS / f"quickstart-{name}.png"))
+    assert not out["errors"], out
     assert out["data"]["state"] == "ready", out
     return out["data"]  # type: ignore[no-any-return]
 
@@ -210,7 +194,7 @@ def _let_serve_sh_reuse_this_venv() -> None:
 @pytest.fixture(scope="module")
 def walkthrough(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walkthrough]:
     _let_serve_sh_reuse_this_venv()
-    walk = Walkthrough(tmp_path_factory.mktemp("quickstart"), browser_missing=_browser_ready())
+    walk = Walkthrough(tmp_path_factory.mktemp("quickstart"), browser_missing=browser_missing())
 
     def before_loop(w: Walkthrough) -> None:  # the budget demo's calls start: look at the dashboard first
         if w.browser_missing is None:

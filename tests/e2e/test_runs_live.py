@@ -16,30 +16,12 @@ import pytest
 from httpx_sse import connect_sse
 
 from shared.store import open_store
-from tests.e2e.live_server import REPO_ROOT, LiveServer, _wait_ready, free_port, start_live_server
+from tests.e2e.live_server import REPO_ROOT, LiveServer, serve_next_to, start_live_server
 from tests.fakes.messages_api import error, max_overlap, tool_use
 
 pytestmark = pytest.mark.e2e
 
 THREE = ["marketing", "finance", "legal"]
-
-
-def serve_next_to(first: LiveServer, name: str, **env: str) -> LiveServer:
-    """Another ``multiagent serve`` on the same store and fake model (optionally other env)."""
-    port = free_port()
-    log_path = first.workdir / f"{name}.log"
-    full_env = {**first.env, **env}
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "serve", "--port", str(port)], cwd=REPO_ROOT,
-                                env=full_env, stdout=log, stderr=subprocess.STDOUT)
-    server = LiveServer(url=f"http://127.0.0.1:{port}", env=full_env, workdir=first.workdir, proc=proc,
-                        log_path=log_path, tenant=first.tenant)
-    try:
-        _wait_ready(server, 40)
-    except BaseException:
-        server.stop()
-        raise
-    return server
 
 
 def events_of(url: str, path: str, body: dict, headers: dict) -> list:

@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from tests.processes import stop_process
+
 REGION = "us-east-1"
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 _START_TIMEOUT_S = 60.0
@@ -74,12 +76,7 @@ class MotoServer:
         proc, self.proc = self.proc, None
         if proc is None:
             return
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         if proc.stdout:
             proc.stdout.close()
         if self._log is not None:

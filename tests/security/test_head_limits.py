@@ -26,6 +26,7 @@ from tests.e2e.servers import ServeProcess, server_env
 from tests.integration.test_container_entry import VENV_BIN, image_cmd, image_env, wait_healthy
 from tests.integration.test_entrypoints import functions_framework, wait_ok
 from tests.ports import free_port
+from tests.processes import stop_process
 
 pytestmark = pytest.mark.integration
 
@@ -197,23 +198,13 @@ def start_container(tmp_path: Path, **extra: str) -> tuple[subprocess.Popen[str]
     return proc, port, log
 
 
-def stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def test_container_refuses_huge_heads_without_growing(tmp_path: Path) -> None:
     proc, port, log = start_container(tmp_path)
     try:
         wait_healthy(proc, port)
         huge_header_attack(port, proc.pid, f"http://127.0.0.1:{port}/health")
     finally:
-        stop(proc)
+        stop_process(proc, 15)
 
 
 @pytest.mark.parametrize(("extra", "client"), [
@@ -228,7 +219,7 @@ def test_container_believes_forwarded_for_only_from_trusted_proxies(tmp_path: Pa
         wait_healthy(proc, port)
         assert_431_problem(many_headers(f"http://127.0.0.1:{port}"))
     finally:
-        stop(proc)
+        stop_process(proc, 15)
     assert refused_clients(log.read_text())[-1] == client
 
 

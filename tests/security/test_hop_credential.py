@@ -15,8 +15,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -28,8 +26,9 @@ import httpx
 import pytest
 
 from shared.store import open_store
-from tests.e2e.live_server import REPO_ROOT, LiveServer, _wait_ready, free_port, start_live_server
+from tests.e2e.live_server import LiveServer, serve_next_to, start_live_server
 from tests.fakes.messages_api import tool_use
+from tests.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -104,24 +103,6 @@ class Deployment:
             store.close()
 
 
-def serve_gateway(team: LiveServer, **env: str) -> LiveServer:
-    """A gateway ``multiagent serve`` on the team's store and fake model."""
-    port = free_port()
-    log_path = team.workdir / "gateway.log"
-    full_env = {**team.env, **env}
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "serve", "--port", str(port)], cwd=REPO_ROOT,
-                                env=full_env, stdout=log, stderr=subprocess.STDOUT)
-    server = LiveServer(url=f"http://127.0.0.1:{port}", env=full_env, workdir=team.workdir, proc=proc,
-                        log_path=log_path, tenant=team.tenant)
-    try:
-        _wait_ready(server, 40)
-    except BaseException:
-        server.stop()
-        raise
-    return server
-
-
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     team = start_live_server(tmp_path_factory.mktemp("hop-team"), fake_model=True,
@@ -129,7 +110,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     proxy = RecordingProxy(team.url).start()
     gateway = None
     try:
-        gateway = serve_gateway(team, MULTIAGENT_TEAM="", MULTIAGENT_TEAM_URLS=json.dumps({"research": proxy.url}))
+        gateway = serve_next_to(team, "gateway", MULTIAGENT_TEAM="",
+                                MULTIAGENT_TEAM_URLS=json.dumps({"research": proxy.url}))
         yield Deployment(gateway, team, proxy)
     finally:
         if gateway is not None:

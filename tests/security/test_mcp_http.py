@@ -9,16 +9,14 @@ Real processes on loopback: ``multiagent serve`` on the fake Messages API, and
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.live_server import REPO_ROOT, LiveServer, free_port, live_server_fixture
+from tests.e2e.live_server import LiveServer, live_server_fixture
+from tests.e2e.servers import mcp_http_app
 
 pytestmark = pytest.mark.e2e
 server = live_server_fixture(fake_model=True, tenant_args=("--rpm", "100000", "--tpm", "1000000000"))
@@ -33,26 +31,11 @@ CALL = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
 @pytest.fixture(scope="module")
 def mcp_url(server: LiveServer) -> Iterator[str]:
     """The MCP HTTP app with the documented fallback key (the default tenant's) in its environment."""
-    port = free_port()
     env = {**server.env, "MULTIAGENT_API_URL": server.url, "MULTIAGENT_API_KEY": server.api_key}
     env.pop("MULTIAGENT_MCP_ALLOWED_HOSTS", None)
     env.pop("MULTIAGENT_MCP_ALLOWED_ORIGINS", None)
-    proc = subprocess.Popen([sys.executable, "-m", "functions.mcp.main", "--http", str(port)], cwd=REPO_ROOT,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        else:
-            raise RuntimeError("the MCP HTTP app did not start")
-        yield url + "/mcp"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with mcp_http_app(env) as url:
+        yield url
 
 
 def _spent(server: LiveServer) -> tuple[Any, int]:
