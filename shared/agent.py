@@ -117,7 +117,7 @@ def system_prompt(team: Team, op: Operation) -> str:
 def submit_tool(op: Operation) -> dict[str, Any]:
     """The structured-output tool whose input schema is the operation's output model."""
     return {"name": SUBMIT_TOOL, "description": f"Submit the final result of {op.name}.",
-            "input_schema": op.output_schema()}
+            "input_schema": op.submit_schema}
 
 
 def _tool_result(tool_use_id: str, content: str, is_error: bool = False) -> dict[str, Any]:
@@ -181,7 +181,7 @@ async def _loop(call: AgentCall) -> BaseModel:
     tools = {t.name: t for t in tools_for(team.tools)}
     ctx = ToolContext(tenant_id=call.identity.tenant.id, team=team.name, request_id=call.identity.request_id,
                       store=call.store, chain=call.identity.chain or (team.name,), call_team=call.call_team)
-    definitions = [t.definition() for t in tools.values()] + [submit_tool(op)]
+    definitions = [t.definition for t in tools.values()] + [submit_tool(op)]
     # UTF-8, not \uXXXX escapes: escaped text costs 2-3x the tokens and reads worse to the model
     user_input = json.dumps(call.input.model_dump(mode="json"), ensure_ascii=False)
     messages: list[dict[str, Any]] = list(call.history) + [

@@ -15,7 +15,7 @@ import pkgutil
 import re
 import typing
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
@@ -107,6 +107,12 @@ class Operation:
     def output_schema(self) -> dict[str, Any]:
         """JSON Schema of the output model (what the model must produce)."""
         return self.output.model_json_schema()
+
+    @cached_property
+    def submit_schema(self) -> dict[str, Any]:
+        """:meth:`output_schema` built once per process, for the tool loop's submit tool
+        (every model turn sends it). Shared: never mutate it."""
+        return self.output_schema()
 
 
 ASK = Operation(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel
@@ -39,6 +40,8 @@ class Tool:
     input: type[BaseModel]
     run: Callable[[ToolContext, Any], Awaitable[Any]]
 
+    @cached_property
     def definition(self) -> dict[str, Any]:
-        """The Messages API ``tools`` entry."""
+        """The Messages API ``tools`` entry, built once per process (pydantic's JSON Schema
+        generation is the costliest step of a model turn otherwise). Shared: never mutate it."""
         return {"name": self.name, "description": self.description, "input_schema": self.input.model_json_schema()}
