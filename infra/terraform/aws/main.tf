@@ -6,8 +6,9 @@
 #                        ▼
 #                     team functions × 24 (no URL) ──▶ DynamoDB PREFIX-store, Secrets Manager PREFIX/*
 #
-# A team that consults another team calls the gateway's URL with the tenant's own key, so
-# teams never need rights on each other.
+# A team that consults another team calls the gateway's URL with a single-use hop credential
+# (signed, bound to the team, operation and body; the client's key never travels on a hop),
+# which the gateway relays; teams never need rights on each other.
 
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
@@ -219,7 +220,7 @@ module "team" {
   environment = merge(local.common_environment, {
     MULTIAGENT_TEAM       = each.key
     MULTIAGENT_DEADLINE_S = tostring(local.team_settings[each.key].timeout_s - 15)
-    # consultations go through the public gateway with the tenant's own key
+    # consultations go through the public gateway with a single-use hop credential
     MULTIAGENT_TEAM_URLS = jsonencode({ for team in local.team_names : team => module.gateway.url if team != each.key })
   })
   policy_statements = local.common_statements

@@ -7,8 +7,9 @@
 #                        ▼ (the only member with run.invoker on a team)
 #                     team services × 24 ──▶ Firestore PREFIX-ENV, Secret Manager PREFIX-ENV-*
 #
-# A team that consults another team calls the gateway's URL with the tenant's own key, so
-# teams never need rights on each other.
+# A team that consults another team calls the gateway's URL with a single-use hop credential
+# (signed, bound to the team, operation and body; the client's key never travels on a hop),
+# which the gateway relays; teams never need rights on each other.
 
 data "google_project" "this" {
   project_id = var.project
