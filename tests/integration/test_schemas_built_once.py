@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from shared.catalog import load_catalog
+from shared.tools import tools_for
 from tests.helpers import local_app
 
 pytestmark = pytest.mark.integration
@@ -22,6 +24,11 @@ async def test_a_second_call_builds_no_json_schema(tmp_path, monkeypatch: pytest
         return original(cls, *args, **kwargs)  # type: ignore[no-any-return]
 
     monkeypatch.setattr(BaseModel, "model_json_schema", classmethod(counting))
+    # start cold even when earlier tests of this process already built them (the catalog is shared)
+    finance = load_catalog().team("finance")
+    for cached in [*tools_for(finance.tools), *finance.operations]:
+        cached.__dict__.pop("definition", None)
+        cached.__dict__.pop("submit_schema", None)
     async with local_app(f"sqlite:///{tmp_path}/s.db", MULTIAGENT_MODEL_PROVIDER="offline") as app:
         _, key = app.tenant()
         body = {"risk_tolerance": "low", "amount": 10000}
