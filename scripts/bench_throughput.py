@@ -489,13 +489,13 @@ ANYWHERE: list[tuple[str, Callable[[str, str], bool]]] = [
          "model_json_schema", "submit_tool", "output_schema", "input_schema") or "pydantic/json_schema" in f),
     ("SDK request (anthropic, httpx, httpcore)",
      lambda fn, f: any(m in f for m in ("anthropic/", "httpx/", "httpx2/", "httpcore/", "httpcore2/", "h11/"))),
-    ("store hand-offs (shared/store, anyio.to_thread)",
+    ("store (shared/store: SQLite on the loop, hand-offs to its thread)",
      lambda fn, f: "shared/store/" in f or "anyio/to_thread" in f or "concurrent/futures" in f),
 ]
 OURS: list[tuple[str, tuple[str, ...]]] = [
     ("audit / metrics / logging (shared/observability, usage)", ("shared/observability/", "shared/usage.py")),
-    ("budget guard (budget, limits, pricing, shielded)",
-     ("shared/budget.py", "shared/limits.py", "shared/pricing.py", "shared/shielded.py")),
+    ("budget guard (budget, limits, pricing)",
+     ("shared/budget.py", "shared/limits.py", "shared/pricing.py")),
     ("tool loop / prompt (agent, models, tools)", ("shared/agent.py", "shared/models/", "shared/tools/")),
     ("routing / validation (http request+teams, auth, envelope, catalog)",
      ("shared/http/request.py", "shared/http/teams.py", "shared/auth.py", "shared/envelope.py",

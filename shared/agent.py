@@ -114,6 +114,30 @@ def system_prompt(team: Team, op: Operation) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Prompt:
+    """What every model turn of one operation sends unchanged, built once per process
+    (:func:`prompt_for`). Shared by every call: never mutate it."""
+
+    system: str
+    tools: dict[str, Tool]
+    definitions: tuple[dict[str, Any], ...]  # a tuple: the budget guard caches its size by identity
+
+
+_prompts: dict[tuple[int, int], tuple[Team, Operation, Prompt]] = {}
+
+
+def prompt_for(team: Team, op: Operation) -> Prompt:
+    """The :class:`Prompt` of ``team``'s ``op`` (keyed by identity, the objects kept alive with it)."""
+    hit = _prompts.get((id(team), id(op)))
+    if hit is not None and hit[0] is team and hit[1] is op:
+        return hit[2]
+    tools = {t.name: t for t in tools_for(team.tools)}
+    prompt = Prompt(system_prompt(team, op), tools, (*(t.definition for t in tools.values()), submit_tool(op)))
+    _prompts[(id(team), id(op))] = (team, op, prompt)
+    return prompt
+
+
 def submit_tool(op: Operation) -> dict[str, Any]:
     """The structured-output tool whose input schema is the operation's output model."""
     return {"name": SUBMIT_TOOL, "description": f"Submit the final result of {op.name}.",
@@ -178,10 +202,10 @@ async def run_operation(call: BudgetedCall) -> dict[str, Any]:
 async def _loop(call: AgentCall) -> BaseModel:
     team, op, guard, provider = call.team_def, call.operation_def, call.guard, call.provider
     assert team and op and guard and provider and call.input is not None
-    tools = {t.name: t for t in tools_for(team.tools)}
+    prompt = prompt_for(team, op)
+    tools = prompt.tools
     ctx = ToolContext(tenant_id=call.identity.tenant.id, team=team.name, request_id=call.identity.request_id,
                       store=call.store, chain=call.identity.chain or (team.name,), call_team=call.call_team)
-    definitions = [t.definition for t in tools.values()] + [submit_tool(op)]
     # UTF-8, not \uXXXX escapes: escaped text costs 2-3x the tokens and reads worse to the model
     user_input = json.dumps(call.input.model_dump(mode="json"), ensure_ascii=False)
     messages: list[dict[str, Any]] = list(call.history) + [
@@ -192,8 +216,8 @@ async def _loop(call: AgentCall) -> BaseModel:
     model = call.model or team.model
     for _turn in range(call.settings.max_turns):
         request = ModelRequest(
-            model=model, system=system_prompt(team, op), messages=messages, max_tokens=op.max_tokens,
-            tools=definitions, tool_choice={"type": "tool", "name": SUBMIT_TOOL} if force else None,
+            model=model, system=prompt.system, messages=messages, max_tokens=op.max_tokens,
+            tools=prompt.definitions, tool_choice={"type": "tool", "name": SUBMIT_TOOL} if force else None,
         )
         response = await guard.call(provider, request)
         messages.append({"role": "assistant", "content": response.content})

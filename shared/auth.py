@@ -49,6 +49,16 @@ class Authenticator:
         self.store.put_api_key(ApiKeyRecord(key_hash=hash_key(key), tenant_id=tenant_id, prefix=key[:10]))
         return key
 
+    def cached_tenant(self, key: str | None) -> Tenant | None:
+        """The tenant of ``key`` when this instance looked it up less than ``cache_s`` ago
+        (no store call: safe on the event loop), checked like :meth:`tenant_for`; else None."""
+        if not key:
+            return None
+        hit = self._cache.get(hash_key(key))
+        if hit is None or time.monotonic() - hit[0] >= self.cache_s:
+            return None
+        return _live(hit[1])
+
     def tenant_for(self, key: str | None) -> Tenant:
         """The tenant of a live key (sync; run it in a worker thread)."""
         if not key:
@@ -70,9 +80,14 @@ class Authenticator:
             tenant = found
             with self._lock:
                 self._cache[digest] = (now, tenant)
-        if tenant.disabled:
-            raise Forbidden(f"tenant {tenant.id} is disabled")
-        return tenant
+        return _live(tenant)
+
+
+def _live(tenant: Tenant) -> Tenant:
+    """``tenant``, or 403 when it is disabled."""
+    if tenant.disabled:
+        raise Forbidden(f"tenant {tenant.id} is disabled")
+    return tenant
 
 
 def check_team_allowed(tenant: Tenant, team: str) -> None:

@@ -40,12 +40,10 @@ import json
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import anyio
 
 from shared.auth import check_team_allowed
 from shared.config import Settings
@@ -54,13 +52,12 @@ from shared.models.base import ModelProvider, ModelRequest, ModelResponse, Usage
 from shared.observability.instrument import model_call as observe_model_call
 from shared.observability.instrument import model_charged, model_failed, usage_anomaly
 from shared.pricing import cost_micros, max_output_tokens_for, price_for, usd
-from shared.shielded import run_to_completion
+from shared.store.aio import finished, in_thread, run_to_completion
 from shared.store.base import (
     AuditEvent,
     IdempotencyRecord,
     LedgerEntry,
     RateLimit,
-    Refusal,
     Reservation,
     Store,
     StoreUnavailable,
@@ -134,16 +131,25 @@ def reset_at(window_key: str, now: float) -> str:
     return end.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def window_limits(tenant: Tenant, team: str, now: float) -> list[WindowLimit]:
-    """Every budget window a call of ``team`` must fit in right now."""
+@functools.lru_cache(maxsize=4)
+def _calendar(utc_day: int) -> tuple[str, str, float, float]:
+    """The day and month keys of UTC day number ``utc_day`` and when each window ends
+    (worked out once a day, not on every model call)."""
+    now = utc_day * 86_400.0
     day_end = datetime.fromisoformat(reset_at("day", now).replace("Z", "+00:00")).timestamp()
     month_end = datetime.fromisoformat(reset_at("month:", now).replace("Z", "+00:00")).timestamp()
+    return day_key(now), month_key(now), day_end, month_end
+
+
+def window_limits(tenant: Tenant, team: str, now: float) -> list[WindowLimit]:
+    """Every budget window a call of ``team`` must fit in right now."""
+    day, month, day_end, month_end = _calendar(int(now // 86_400))
     windows = [
-        WindowLimit(day_key(now), tenant.daily_limit_micros, day_end + 7 * 86_400),
-        WindowLimit(month_key(now), tenant.monthly_limit_micros, month_end + 40 * 86_400),
+        WindowLimit(day, tenant.daily_limit_micros, day_end + 7 * 86_400),
+        WindowLimit(month, tenant.monthly_limit_micros, month_end + 40 * 86_400),
     ]
     if team in tenant.team_daily_limit_micros:
-        windows.append(WindowLimit(f"team:{team}:{day_key(now)}", tenant.team_daily_limit_micros[team],
+        windows.append(WindowLimit(f"team:{team}:{day}", tenant.team_daily_limit_micros[team],
                                    day_end + 7 * 86_400))
     return windows
 
@@ -153,11 +159,30 @@ def input_token_bound(request: ModelRequest) -> int:
     spends at most one token per UTF-8 byte of the text it reads (JSON quoting, which we
     count too, only adds bytes), plus an allowance for the provider's own framing: role
     markers, the tool-use system prompt it adds (~350 tokens), the rendering of each block."""
-    payload = {"system": request.system, "messages": request.messages, "tools": request.tools,
-               "tool_choice": request.tool_choice}
-    size = len(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode())
+    payload = {"system": request.system, "messages": request.messages, "tool_choice": request.tool_choice}
+    size = len(_compact_json(payload).encode()) + len(',"tools":') + _tools_bytes(request.tools)
     blocks = sum(len(m["content"]) if isinstance(m.get("content"), list) else 1 for m in request.messages)
     return size + FRAMING_TOKENS + BLOCK_FRAMING_TOKENS * (blocks + len(request.tools))
+
+
+def _compact_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+# id(tools) -> (tools, UTF-8 JSON size). Only tuples are remembered: an operation's tool
+# definitions are one shared tuple per process (shared/agent.py prompt_for), sent every turn.
+_TOOLS_BYTES: dict[int, tuple[Sequence[dict[str, Any]], int]] = {}
+_TOOLS_BYTES_MAX = 1024
+
+
+def _tools_bytes(tools: Sequence[dict[str, Any]]) -> int:
+    hit = _TOOLS_BYTES.get(id(tools))
+    if hit is not None and hit[0] is tools:
+        return hit[1]
+    size = len(_compact_json(list(tools)).encode())
+    if isinstance(tools, tuple) and len(_TOOLS_BYTES) < _TOOLS_BYTES_MAX:
+        _TOOLS_BYTES[id(tools)] = (tools, size)
+    return size
 
 
 def counted_bound(counted: int) -> int:
@@ -190,11 +215,15 @@ def window_name(key: str) -> str:
     return "month" if parts[0] == "month" else ("day" if parts[0] == "day" else f"team:{parts[1]}:day")
 
 
+def _store_down(exc: StoreUnavailable) -> Unavailable:
+    return Unavailable(f"the state store is unreachable, so the call was refused: {exc}", retry_after_s=2)
+
+
 async def _in_thread(fn: Callable[..., Any], *args: Any) -> Any:
     try:
-        return await anyio.to_thread.run_sync(functools.partial(fn, *args))
+        return await in_thread(fn, *args)
     except StoreUnavailable as exc:
-        raise Unavailable(f"the state store is unreachable, so the call was refused: {exc}", retry_after_s=2) from exc
+        raise _store_down(exc) from exc
 
 
 async def _must_finish(fn: Callable[..., Any], *args: Any) -> Any:
@@ -203,7 +232,7 @@ async def _must_finish(fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return await run_to_completion(fn, *args)
     except StoreUnavailable as exc:
-        raise Unavailable(f"the state store is unreachable, so the call was refused: {exc}", retry_after_s=2) from exc
+        raise _store_down(exc) from exc
 
 
 @dataclass
@@ -351,12 +380,20 @@ class BudgetGuard:
                 request_id=self.identity.request_id, team=self.identity.team, operation=self.identity.operation,
                 model=model, input_tokens=input_bound, output_tokens=request.max_tokens,
             )
-            outcome = await _in_thread(self.store.reserve, reservation, limits, rates, now)
+            try:
+                outcome, cancelled = await finished(self.store.reserve, reservation, limits, rates, now)
+            except StoreUnavailable as exc:
+                raise _store_down(exc) from exc
+            if cancelled:  # the caller left while the hold was being taken: nothing was sent
+                if outcome.ok:
+                    await _must_finish(self.store.release, tenant.id, reservation.id)
+                raise asyncio.CancelledError
             if outcome.ok:
                 self.windows = [w for w in outcome.windows if not w.key.startswith("run:")]
                 self.rate_remaining.update(outcome.rate_remaining)
                 return reservation, model
-            refusal: Refusal = outcome.refusal
+            refusal = outcome.refusal
+            assert refusal is not None  # not ok: refused
             if refusal.kind == "contention":
                 await self._audit("rate.refused", 429, {"limit": "contention", "retry_after_s": refusal.retry_after_s})
                 raise RateLimited(

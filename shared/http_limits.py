@@ -33,11 +33,11 @@ import asyncio
 import json
 import logging
 import os
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import ConfigurationError, HeaderFieldsTooLarge, Unavailable, UriTooLong
+from shared.store.base import new_id
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -121,7 +121,7 @@ def problem_body(status: int, slug: str, title: str, detail: str, request_id: st
 
 
 def _refusal_bytes(status: int, slug: str, title: str, detail: str, **extra: Any) -> bytes:
-    request_id = "req_" + uuid.uuid4().hex
+    request_id = new_id("req")
     body = problem_body(status, slug, title, detail, request_id, **extra)
     head = [b"HTTP/1.1 %d %s" % (status, _REASONS.get(status, b"Error")),
             b"content-type: application/problem+json", b"content-length: %d" % len(body),
@@ -274,7 +274,7 @@ class HeadGuard:
         client = scope.get("client")
         log.warning("request refused", extra={"fields": {"status": status, "detail": detail,
                                                           "client": client[0] if client else None}})
-        request_id = "req_" + uuid.uuid4().hex
+        request_id = new_id("req")
         body = problem_body(status, slug, title, detail, request_id)
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/problem+json"),

@@ -7,6 +7,7 @@ configuration error (:func:`price_for` raises), never a silent $0.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ PRICES: dict[str, Price] = {
 SIMULATED_PREFIX = "simulated:"  # shared/models/simulated.py: a real model's price, no real bill
 
 
+@functools.lru_cache(maxsize=256)  # a handful of model ids per process; the regexes ran on every call
 def base_model_name(model: str) -> str:
     """Strip provider prefixes and date/version suffixes from a model id.
 

@@ -20,9 +20,11 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
+from starlette.types import ASGIApp
 
 from shared.errors import MethodNotAllowed, NotFound
 from shared.http import account, admin, meta, runs, teams
@@ -66,10 +68,21 @@ def build_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> St
         # The model client is left open: a background run still on this loop must be
         # cancelled (and so released for another instance), not fail on a closed client.
 
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
+    app = _App(routes=routes, middleware=middleware, lifespan=lifespan,
                     exception_handlers={404: _not_found_handler, 405: _method_handler})
     app.state.runtime = runtime
     return app
+
+
+class _App(Starlette):
+    """Starlette without its outermost ``ServerErrorMiddleware``: :class:`ErrorBoundary`
+    is outermost here and already answers every error as problem+json (and re-raises one
+    that comes after the response started, for the server to log), so that layer's only
+    effect was one more wrapper around every message sent."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        return stack.app if isinstance(stack, ServerErrorMiddleware) else stack
 
 
 async def _not_found(request: Request) -> Response:

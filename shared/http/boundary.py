@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -18,7 +17,7 @@ from shared.config import Settings
 from shared.errors import ProblemError, Unavailable
 from shared.observability.access import check_path, logged_path
 from shared.observability.logging import log_event
-from shared.store.base import StoreUnavailable
+from shared.store.base import StoreUnavailable, new_id
 
 log = logging.getLogger("multiagent.http")
 
@@ -47,7 +46,7 @@ class ErrorBoundary:
             return
         incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming[:64] if incoming.replace("-", "").replace("_", "").isalnum() else ""
-        request_id = request_id or "req_" + uuid.uuid4().hex
+        request_id = request_id or new_id("req")
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = {"code": 500, "sent": False}

@@ -9,7 +9,6 @@ import ipaddress
 import json
 from typing import TYPE_CHECKING, Any
 
-import anyio
 from starlette.requests import Request
 
 from shared.auth import key_from_headers
@@ -25,6 +24,7 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.observability.stats import MAX_HOURS
+from shared.store.aio import in_thread
 from shared.store.base import StoreUnavailable, Tenant
 
 if TYPE_CHECKING:
@@ -78,8 +78,12 @@ def request_key(request: Request) -> str | None:
 async def authenticate(runtime: Runtime, request: Request, key: str | None = None) -> Tenant:
     """The calling tenant (401/403 otherwise; 503 when the store is down). Kept on
     ``request.state`` for the audit batch (``shared.http.observability``)."""
+    key = key or request_key(request)
     try:
-        tenant: Tenant = await anyio.to_thread.run_sync(runtime.auth.tenant_for, key or request_key(request))
+        # a key seen in the last second needs no store read, so no thread either
+        tenant = runtime.auth.cached_tenant(key)
+        if tenant is None:
+            tenant = await in_thread(runtime.auth.tenant_for, key)
     except StoreUnavailable as exc:
         raise Unavailable(f"cannot check the API key: the state store is unreachable ({exc})", retry_after_s=2) from exc
     request.state.tenant = tenant

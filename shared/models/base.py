@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from shared.errors import ProblemError
@@ -33,7 +34,7 @@ class ModelRequest:
     system: str
     messages: list[dict[str, Any]]
     max_tokens: int
-    tools: list[dict[str, Any]] = field(default_factory=list)
+    tools: Sequence[dict[str, Any]] = ()
     tool_choice: dict[str, Any] | None = None
     timeout_s: float = 60.0
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shared.observability.redact import redact_value
-from shared.shielded import run_to_completion
+from shared.store.aio import run_to_completion
 from shared.store.base import AuditEvent, Store, Tenant, keyset_page, new_id, now_iso
 
 if TYPE_CHECKING:

@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 import os
 import re
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any
+
+from shared.store.base import random_hex
 
 log = logging.getLogger("multiagent.tracing")
 
@@ -41,7 +42,7 @@ class TraceContext:
 
     def child(self) -> TraceContext:
         """A new span id in the same trace."""
-        return TraceContext(self.trace_id, secrets.token_hex(8), self.flags)
+        return TraceContext(self.trace_id, random_hex()[:16], self.flags)
 
 
 def parse_traceparent(value: str | None) -> TraceContext | None:
@@ -56,7 +57,8 @@ def parse_traceparent(value: str | None) -> TraceContext | None:
 
 def new_trace() -> TraceContext:
     """A fresh, sampled trace."""
-    return TraceContext(secrets.token_hex(16), secrets.token_hex(8), "01")
+    # ids need uniqueness, not secrecy (W3C Trace Context, "random"): no OS call per request
+    return TraceContext(random_hex(), random_hex()[:16], "01")
 
 
 _current: ContextVar[TraceContext | None] = ContextVar("multiagent_trace", default=None)

@@ -35,7 +35,8 @@ settles is to charge it.
 
 from __future__ import annotations
 
-import uuid
+import os
+import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -50,9 +51,22 @@ class StoreUnavailable(MultiAgentError):
     status = 503  # a call it escapes from ends as 503 unavailable (fail closed)
 
 
+# Identifiers need uniqueness, not secrecy (none of them grants anything): 128 bits from a
+# generator seeded once per process from the OS, and again in a forked child. uuid4 asks
+# the OS on every call, and that call gives up the GIL: on a busy event loop, getting it
+# back from the store's threads cost more than the id itself.
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)
+
+
+def random_hex() -> str:
+    """128 random bits as 32 hex digits (unique per call; not a secret)."""
+    return f"{_ids.getrandbits(128):032x}"
+
+
 def new_id(prefix: str) -> str:
-    """A random, sortable-enough identifier: ``prefix_<32 hex>``."""
-    return f"{prefix}_{uuid.uuid4().hex}"
+    """A random identifier: ``prefix_<32 hex>``."""
+    return f"{prefix}_{random_hex()}"
 
 
 def now_iso() -> str:

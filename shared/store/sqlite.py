@@ -5,6 +5,15 @@ WAL mode lets readers run beside one writer; every write that must be atomic run
 processes can never both read "fits" and both write. ``busy_timeout`` makes a second
 writer wait for the lock instead of failing. One connection per process, guarded by a
 lock, because sqlite3 connections are not safe to share between threads mid-statement.
+
+From async code (shared/store/aio.py) a call first tries :meth:`SQLiteStore.run_now`: on
+the calling thread, on a second connection that never waits (``busy_timeout`` 0), when
+this process's lock is free at once. A transaction here is tens of microseconds of CPU
+(WAL, ``synchronous=NORMAL``: no fsync on commit), less than handing it to a thread and
+back. When anything would have to wait (the lock held, another process writing) it is
+handed to the store's thread instead, which waits. That connection never checkpoints the
+WAL itself (the fsync would stall the loop): every ``CHECKPOINT_EVERY`` of its commits a
+thread checkpoints on the waiting connection.
 """
 
 from __future__ import annotations
@@ -85,15 +94,73 @@ def _reservation_from_row(row: sqlite3.Row) -> Reservation:
                        expires_at=expires_at, **json.loads(data))
 
 
+CHECKPOINT_EVERY = 1000  # commits on the no-wait connection between WAL checkpoints
+_BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_BUSY_RECOVERY, sqlite3.SQLITE_BUSY_SNAPSHOT,
+               sqlite3.SQLITE_LOCKED_SHAREDCACHE}
+
+
+class _WouldWait(Exception):
+    """Raised inside :meth:`SQLiteStore.run_now` where SQLite would have had to wait."""
+
+
 class SQLiteStore:
     """The :class:`~shared.store.base.Store` on one SQLite file."""
+
+    # One connection under one lock runs one call at a time: async callers get one thread
+    # for this store (shared/store/aio.py), their calls queued rather than waiting on the lock.
+    parallel_calls = 1
 
     def __init__(self, path: str) -> None:
         self.url = f"sqlite:///{path}"
         self.path = path
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
+        self._nowait_conn: sqlite3.Connection | None = None
+        self._nowait = False  # set while run_now holds the lock: use the connection that never waits
+        self._nowait_commits = 0
         self.round_trips = 0  # transactions and reads, for the budget benchmark
+
+    def run_now(self, fn: Any, args: tuple[Any, ...]) -> tuple[bool, Any]:
+        """``(True, fn(*args))`` when this store's method ``fn`` ran here without waiting
+        for anything; ``(False, None)`` when it would have had to wait (nothing was changed):
+        the caller then runs it on the store's thread. Errors are ``fn``'s own."""
+        if not self._lock.acquire(blocking=False):
+            return False, None
+        try:
+            self._nowait = True
+            return True, fn(*args)
+        except _WouldWait:
+            return False, None
+        finally:
+            self._nowait = False
+            self._lock.release()
+
+    def _nowait_connection(self) -> sqlite3.Connection:
+        if self.path == ":memory:":  # one database per connection: and no other process to wait for
+            return self._connect()
+        if self._nowait_conn is None:
+            self._connect()  # the schema, created by the waiting connection
+            try:
+                conn = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA busy_timeout=0")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA wal_autocheckpoint=0")
+            except (sqlite3.Error, OSError) as exc:
+                raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from exc
+            self._nowait_conn = conn
+        return self._nowait_conn
+
+    def _committed_nowait(self) -> None:
+        self._nowait_commits += 1
+        if self._nowait_commits % CHECKPOINT_EVERY == 0:
+            threading.Thread(target=self._checkpoint, name="sqlite-checkpoint", daemon=True).start()
+
+    def _checkpoint(self) -> None:
+        try:
+            with self._lock:
+                self._connect().execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except (sqlite3.Error, StoreUnavailable):
+            pass  # the next one, or another process's autocheckpoint, will do it
 
     # connection -------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -115,7 +182,8 @@ class SQLiteStore:
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """A ``BEGIN IMMEDIATE`` transaction: the write lock is taken before any read."""
         with self._lock:
-            conn = self._connect()
+            nowait = self._nowait
+            conn = self._nowait_connection() if nowait else self._connect()
             self.round_trips += 1
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -126,16 +194,25 @@ class SQLiteStore:
                     raise
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                raise StoreUnavailable(f"SQLite store error: {exc}") from exc
+                raise self._failure(exc) from exc
+            if nowait:
+                self._committed_nowait()
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
             self.round_trips += 1
             try:
-                cur = self._connect().execute(sql, args)
-                return list(cur.fetchall())
+                conn = self._nowait_connection() if self._nowait else self._connect()
+                return list(conn.execute(sql, args).fetchall())
             except sqlite3.Error as exc:
-                raise StoreUnavailable(f"SQLite store error: {exc}") from exc
+                raise self._failure(exc) from exc
+
+    def _failure(self, exc: sqlite3.Error) -> Exception:
+        """What a SQLite error raises: in :meth:`run_now`, a busy database means "wait"
+        (on the store's thread); anything else is the store being unavailable."""
+        if self._nowait and getattr(exc, "sqlite_errorcode", None) in _BUSY_CODES:
+            return _WouldWait()
+        return StoreUnavailable(f"SQLite store error: {exc}")
 
     def init(self) -> None:
         """Create the schema (done on connect too; idempotent)."""
@@ -146,11 +223,11 @@ class SQLiteStore:
         self._read("SELECT count(*) FROM tenants")
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connections."""
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            for conn in {id(c): c for c in (self._nowait_conn, self._conn) if c is not None}.values():
+                conn.close()
+            self._conn = self._nowait_conn = None
 
     # tenants and keys ---------------------------------------------------------------
     def create_tenant(self, tenant: Tenant) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-import anyio
 from pydantic import BaseModel, Field
 
+from shared.store.aio import in_thread
 from shared.store.base import Note, new_id
 from shared.tools.base import Tool, ToolContext, ToolFailure
 
@@ -24,12 +24,12 @@ async def _run(ctx: ToolContext, args: NotesInput) -> dict[str, object]:
         if not args.title.strip():
             raise ToolFailure("create needs a title")
         note = Note(id=new_id("note"), tenant_id=ctx.tenant_id, title=args.title, body=args.body, tags=args.tags)
-        await anyio.to_thread.run_sync(ctx.store.add_note, note)
+        await in_thread(ctx.store.add_note, note)
         return {"created": note.id}
     query = args.query if args.action == "search" else None
     if args.action == "search" and not query:
         raise ToolFailure("search needs a query")
-    notes = await anyio.to_thread.run_sync(lambda: ctx.store.list_notes(ctx.tenant_id, query, 20))
+    notes = await in_thread(ctx.store.list_notes, ctx.tenant_id, query, 20)
     return {"notes": [{"id": n.id, "title": n.title, "body": n.body[:500], "tags": n.tags} for n in notes]}
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-import anyio
 from pydantic import BaseModel, Field
 
+from shared.store.aio import in_thread
 from shared.store.base import Ticket, new_id
 from shared.tools.base import Tool, ToolContext, ToolFailure
 
@@ -27,16 +27,16 @@ async def _run(ctx: ToolContext, args: TicketsInput) -> dict[str, object]:
             raise ToolFailure("create needs a subject")
         ticket = Ticket(id=new_id("tkt"), tenant_id=ctx.tenant_id, subject=args.subject, body=args.body,
                         priority=args.priority or "normal")
-        await anyio.to_thread.run_sync(store.create_ticket, ticket)
+        await in_thread(store.create_ticket, ticket)
         return {"created": ticket.id}
     if args.action == "update":
         changes = {k: v for k, v in (("status", args.status), ("priority", args.priority)) if v}
         try:
-            ticket = await anyio.to_thread.run_sync(store.update_ticket, ctx.tenant_id, args.ticket_id, changes)
+            ticket = await in_thread(store.update_ticket, ctx.tenant_id, args.ticket_id, changes)
         except KeyError:
             raise ToolFailure(f"no ticket {args.ticket_id!r}") from None
         return {"updated": ticket.id, "status": ticket.status, "priority": ticket.priority}
-    tickets = await anyio.to_thread.run_sync(lambda: store.list_tickets(ctx.tenant_id, args.status, 20))
+    tickets = await in_thread(store.list_tickets, ctx.tenant_id, args.status, 20)
     return {"tickets": [{"id": t.id, "subject": t.subject, "status": t.status, "priority": t.priority}
                         for t in tickets]}
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from shared import agent
 from shared.catalog import load_catalog
 from shared.tools import tools_for
 from tests.helpers import local_app
@@ -29,6 +30,7 @@ async def test_a_second_call_builds_no_json_schema(tmp_path, monkeypatch: pytest
     for cached in [*tools_for(finance.tools), *finance.operations]:
         cached.__dict__.pop("definition", None)
         cached.__dict__.pop("submit_schema", None)
+    agent._prompts.clear()  # and each operation's prompt, which holds them
     async with local_app(f"sqlite:///{tmp_path}/s.db", MULTIAGENT_MODEL_PROVIDER="offline") as app:
         _, key = app.tenant()
         body = {"risk_tolerance": "low", "amount": 10000}
