@@ -39,7 +39,7 @@ class ObservabilityMiddleware:
         if prom is not None and is_operation:
             prom.inflight.inc()
         try:
-            if is_operation:
+            if is_operation and tracing.enabled():
                 # named and described per the OpenTelemetry HTTP server conventions: the route
                 # template, never the concrete path, in the name and http.route
                 attributes: dict[str, Any] = {"http.request.method": "POST", "http.route": OPERATION_ROUTE,

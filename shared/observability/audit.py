@@ -16,8 +16,9 @@ Event types (``AuditEvent.type``), one event per fact:
 Batching: the events of one request are collected in a per-request buffer (a context
 variable set by :class:`shared.http.observability.ObservabilityMiddleware`) and
 written with one ``append_audit`` after the response has been sent, so auditing adds no
-store round trip to the request path. Outside a request (no buffer) an event is written
-in the background at once.
+store round trip to the request path; batches of requests ending within a few
+milliseconds of each other share that write (:func:`write`). Outside a request (no
+buffer) an event is written in the background at once.
 """
 
 from __future__ import annotations
@@ -105,15 +106,64 @@ def current() -> RequestAudit | None:
     return _current.get()
 
 
+# Batches handed in within this long of each other go to the store in one write (one commit
+# for many requests under load); the first waits at most this long more for its facts.
+GROUP_WINDOW_S = 0.005
+GROUP_MAX_EVENTS = 500
+
+
+@dataclass
+class _Group:
+    """Audit batches gathered for one store write."""
+
+    store: Store
+    events: list[AuditEvent]
+    written: asyncio.Future[None]
+
+
+_groups: dict[tuple[int, int], _Group] = {}  # (loop, store) -> the group still gathering
+
+
 async def write(store: Store, events: list[AuditEvent]) -> None:
-    """Append ``events`` in one store write; a failure is logged (with the events), never raised."""
+    """Append ``events`` with the batches other requests hand in within ``GROUP_WINDOW_S``,
+    in one store write, and wait for it; a failure is logged (with the events), never raised."""
     if not events:
         return
+    loop = asyncio.get_running_loop()
+    key = (id(loop), id(store))
+    group = _groups.get(key)
+    if group is None:
+        group = _groups[key] = _Group(store, [], loop.create_future())
+        task = loop.create_task(_flush(key, group))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+    group.events.extend(events)
+    if len(group.events) >= GROUP_MAX_EVENTS:
+        _groups.pop(key, None)  # full: the next batch starts another group
+    await asyncio.shield(group.written)  # a cancelled caller stops waiting; the write goes on
+
+
+async def _flush(key: tuple[int, int], group: _Group) -> None:
+    cancelled = False
     try:
-        await run_to_completion(store.append_audit, events)  # a shutdown's cancellation must not lose facts
-    except Exception as exc:  # noqa: BLE001 - the answer was already sent; keep the facts in the log
+        await asyncio.sleep(GROUP_WINDOW_S)
+    except asyncio.CancelledError:  # shutting down: write now, then stop
+        cancelled = True
+    if _groups.get(key) is group:
+        del _groups[key]
+    events = group.events
+    try:
+        await run_to_completion(group.store.append_audit, events)  # a shutdown's cancellation must not lose facts
+    except asyncio.CancelledError:
+        cancelled = True
+    except Exception as exc:  # noqa: BLE001 - the answers were already sent; keep the facts in the log
         log.error("audit write failed (%s); %d events kept in this log line only", exc, len(events),
                   extra={"fields": {"lost_audit_events": [redact_value(e.public()) for e in events]}})
+    finally:
+        if not group.written.done():
+            group.written.set_result(None)
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 def record(store: Store, event: AuditEvent) -> None:

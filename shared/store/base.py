@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -69,9 +70,17 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{random_hex()}"
 
 
+_second: tuple[int, str] = (-1, "")  # (epoch second, its "YYYY-MM-DDTHH:MM:SS"): formatted once a second
+
+
 def now_iso() -> str:
     """The current UTC time as ISO 8601 with microseconds (sorts lexicographically)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    global _second
+    second, fraction = divmod(time.time_ns() // 1000, 1_000_000)
+    cached = _second  # one tuple, swapped whole: safe from any thread
+    if cached[0] != second:
+        cached = _second = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{cached[1]}.{fraction:06d}Z"
 
 
 @dataclass
