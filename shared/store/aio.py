@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -59,7 +60,16 @@ def executor_for(fn: Callable[..., Any]) -> ThreadPoolExecutor:
                 workers = parallel if isinstance(parallel, int) and key else DEFAULT_PARALLEL_CALLS
                 pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="store")
                 _executors[key] = pool
+                if key:  # the store's own threads end with it
+                    weakref.finalize(owner, _retire, key, pool)
     return pool
+
+
+def _retire(key: int, pool: ThreadPoolExecutor) -> None:
+    with _executors_lock:
+        if _executors.get(key) is pool:
+            del _executors[key]
+    pool.shutdown(wait=False)
 
 
 def _run_now(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bool, Any]:
