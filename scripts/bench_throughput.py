@@ -10,9 +10,10 @@ rotated every round), each scenario loaded by the same client for a fixed time:
       (create_app, FakeState) run under a plain ``uvicorn.run``: FakeMessagesProcess binds its
       own socket without TCP_NODELAY, so each of its answers waits ~40 ms for the client's
       delayed ACK (``--fake process`` to measure it that way anyway);
-  (a) the floor: a bare Starlette app (uvicorn, one worker) making the same single
-      ``AsyncAnthropic().messages.create`` per request (base_url = the fake), with the exact
-      body (b) sends -- captured from the fake's log -- and no budgets, no validation;
+  (a) the floor: a bare Starlette app (uvicorn, one worker) making the same single SDK call
+      per request that (b) makes, ``AsyncAnthropic().messages.with_raw_response.create`` with
+      its answer read as JSON (base_url = the fake), with the exact body (b) sends -- captured
+      from the fake's log -- and no budgets, no validation;
   (b) ``multiagent serve`` on SQLite, provider anthropic pointed at the fake, a tenant whose
       budgets and rate limits are on but never reached, ``POST /v1/teams/research/ask``;
   (c) the same with ``--workers 2`` when ``multiagent serve --help`` offers it;
@@ -103,11 +104,13 @@ def _serve_child(kind: str, port: int, fake_url: str, body_file: str) -> int:
 
         async def ask(request: Request) -> Response:
             payload = await request.json()  # read the question like any API would; the model call is the same
-            message = await client.messages.create(**kwargs, extra_body=extra or None)
-            text = "".join(getattr(block, "text", "") for block in message.content)
+            # the call (b) makes (shared/models/anthropic.py): the SDK's request, its answer read as JSON
+            raw = await client.messages.with_raw_response.create(**kwargs, extra_body=extra or None)
+            message = raw.http_response.json()
+            text = "".join(block.get("text", "") for block in message["content"])
             return JSONResponse({"question": payload.get("question"), "answer": text,
-                                 "usage": {"input_tokens": message.usage.input_tokens,
-                                           "output_tokens": message.usage.output_tokens}})
+                                 "usage": {"input_tokens": message["usage"]["input_tokens"],
+                                           "output_tokens": message["usage"]["output_tokens"]}})
 
         routes.append(Route("/ask", ask, methods=["POST"]))
     uvicorn.run(Starlette(routes=routes), host="127.0.0.1", port=port, log_level="warning", access_log=False)

@@ -46,6 +46,9 @@ def build_app(runtime: Runtime | None = None, *, serve_mode: bool = False) -> St
     configure(settings.log_level)
 
     routes: list[Route] = [route for feature in FEATURES for route in feature.routes(runtime)]
+    # The router tries routes in order: the operation route, the one called for real work,
+    # goes first (no other route matches its paths, so the order changes no answer).
+    routes.sort(key=lambda route: getattr(route, "path", None) != teams.PATH)
     routes.append(Route(CATCH_ALL, _not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]))
 
     middleware = [Middleware(ErrorBoundary, max_path_bytes=settings.max_path_bytes),

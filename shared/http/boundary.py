@@ -44,7 +44,7 @@ class ErrorBoundary:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        incoming = next((v for k, v in scope.get("headers") or () if k == b"x-request-id"), b"").decode("latin-1")
         request_id = incoming[:64] if incoming.replace("-", "").replace("_", "").isalnum() else ""
         request_id = request_id or new_id("req")
         scope.setdefault("state", {})["request_id"] = request_id

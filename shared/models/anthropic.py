@@ -7,6 +7,7 @@ the SDK's ~0.9 s import has finished.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from shared.errors import ModelError, Timeout, Unavailable
@@ -73,18 +74,19 @@ class AnthropicProvider:
         the request may have been billed (see :func:`failed_request`)."""
         sdk = self._sdk
         try:
-            message = await self.client.messages.create(**self._params(request), max_tokens=request.max_tokens,
-                                                        timeout=request.timeout_s)
+            # The SDK builds, sends and checks the request; its answer is read as the JSON it
+            # is: building the SDK's pydantic models of it cost ~15 % of the call's CPU, and the
+            # loop needs plain blocks and the usage counts (which the budget guard checks).
+            raw = await self.client.messages.with_raw_response.create(
+                **self._params(request), max_tokens=request.max_tokens, timeout=request.timeout_s)
+            answer = raw.http_response.json()
         except sdk.APITimeoutError as exc:
             raise failed_request(Timeout(f"the model provider did not answer within {request.timeout_s:.0f} s"),
                                  may_have_billed=True, retry=True) from exc
         except sdk.APIConnectionError as exc:
-            import httpx
-
             # Refused before the request went out: never billed. Broken after: maybe.
-            unsent = isinstance(exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout)
             raise failed_request(Unavailable(f"cannot reach the model provider: {exc}", retry_after_s=2),
-                                 may_have_billed=not unsent, retry=True) from exc
+                                 may_have_billed=not _never_connected(exc.__cause__), retry=True) from exc
         except sdk.APIStatusError as exc:  # an error answer: the provider bills none
             status, retry = exc.status_code, exc.status_code in _RETRY_STATUSES
             if status == 429:
@@ -98,20 +100,47 @@ class AnthropicProvider:
                 error = ModelError(f"the model provider answered {status}: {_message(exc)}")
             raise failed_request(error, may_have_billed=False, retry=retry,
                                  retry_after_s=_retry_after(exc) if _has_hint(exc) else None) from exc
-        usage = message.usage
-        return ModelResponse(
-            model=message.model,
-            content=[block.model_dump(mode="json", exclude_none=True) for block in message.content],
-            stop_reason=message.stop_reason,
-            id=message.id if isinstance(getattr(message, "id", None), str) else None,
-            # as reported, unchecked: the budget guard validates usage before pricing it
-            usage=Usage(
-                input_tokens=getattr(usage, "input_tokens", None),  # type: ignore[arg-type]
-                output_tokens=getattr(usage, "output_tokens", None),  # type: ignore[arg-type]
-                cache_write_tokens=getattr(usage, "cache_creation_input_tokens", 0) or 0,
-                cache_read_tokens=getattr(usage, "cache_read_input_tokens", 0) or 0,
-            ),
-        )
+        except ValueError as exc:  # a success status with a body that is not JSON: it may be billed
+            raise failed_request(ModelError(f"the model provider's answer is not JSON: {str(exc)[:200]}"),
+                                 may_have_billed=True, retry=False) from exc
+        return _response(answer, request.model)
+
+
+def _never_connected(cause: BaseException | None) -> bool:
+    """True when ``cause`` is a failure to connect, of whichever HTTP library the SDK runs on
+    (anthropic 2.x: httpx2; earlier: httpx): nothing was sent, so nothing can be billed."""
+    for name in ("httpx2", "httpx"):
+        module = sys.modules.get(name)
+        if module is not None and isinstance(cause, module.ConnectError | module.ConnectTimeout):
+            return True
+    return False
+
+
+def _response(answer: Any, requested_model: str) -> ModelResponse:
+    """A Messages API answer (its JSON) as a :class:`ModelResponse`. Nothing in it is
+    trusted: a missing or malformed part reads as empty, and usage is passed on as
+    reported (the budget guard charges the worst case for usage that is not sane)."""
+    if not isinstance(answer, dict):
+        raise failed_request(ModelError("the model provider's answer is not a JSON object"),
+                             may_have_billed=True, retry=False)
+    usage = answer.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
+    blocks = answer.get("content")
+    model, answer_id = answer.get("model"), answer.get("id")
+    return ModelResponse(
+        model=model if isinstance(model, str) and model else requested_model,
+        # null members dropped, as the SDK's model_dump(exclude_none=True) did: the blocks go back in the next turn
+        content=[{k: v for k, v in block.items() if v is not None}
+                 for block in (blocks if isinstance(blocks, list) else []) if isinstance(block, dict)],
+        stop_reason=answer.get("stop_reason") if isinstance(answer.get("stop_reason"), str) else None,
+        id=answer_id if isinstance(answer_id, str) else None,
+        usage=Usage(
+            input_tokens=usage.get("input_tokens"),  # type: ignore[arg-type]
+            output_tokens=usage.get("output_tokens"),  # type: ignore[arg-type]
+            cache_write_tokens=usage.get("cache_creation_input_tokens", 0) or 0,
+            cache_read_tokens=usage.get("cache_read_input_tokens", 0) or 0,
+        ),
+    )
 
 
 def _retry_after(exc: Any) -> float:
