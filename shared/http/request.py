@@ -31,9 +31,30 @@ if TYPE_CHECKING:
     from shared.runtime import Runtime
 
 
+class RawHeaders:
+    """A request's headers for lookups by name: the first value of each, from one dict built
+    per request (Starlette's ``headers.get`` scans the list, and raises and catches a
+    ``KeyError`` for every absent header; an operation call asks for eight)."""
+
+    def __init__(self, raw: Any) -> None:
+        self._values: dict[bytes, bytes] = dict(reversed(raw))
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        value = self._values.get(name.lower().encode("latin-1"))
+        return default if value is None else value.decode("latin-1")
+
+
+def headers_of(request: Request) -> RawHeaders:
+    """The request's :class:`RawHeaders`, built once per request."""
+    found: RawHeaders | None = request.scope.get("multiagent.headers")
+    if found is None:
+        found = request.scope["multiagent.headers"] = RawHeaders(request.scope.get("headers") or ())
+    return found
+
+
 def check_declared_length(request: Request, limit: int) -> None:
     """413 when the declared ``Content-Length`` is over ``limit`` (before anything is read)."""
-    declared = request.headers.get("content-length")
+    declared = headers_of(request).get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit}", limit_bytes=limit)
 
@@ -72,7 +93,8 @@ def json_depth_over(value: Any, limit: int) -> bool:
 
 def request_key(request: Request) -> str | None:
     """The API key the caller sent, if any."""
-    return key_from_headers(request.headers.get("authorization"), request.headers.get("x-api-key"))
+    headers = headers_of(request)
+    return key_from_headers(headers.get("authorization"), headers.get("x-api-key"))
 
 
 async def authenticate(runtime: Runtime, request: Request, key: str | None = None) -> Tenant:
@@ -112,7 +134,7 @@ async def envelope_from(runtime: Runtime, request: Request, team: str | None,
     where the operation runs (``OperationService.claim_hop``): a gateway relaying the hop to the team's
     function checks it too, and the function claims it. Without ``team`` (resuming a
     run) only an origin envelope is wanted."""
-    token = request.headers.get(ENVELOPE_HEADER)
+    token = headers_of(request).get(ENVELOPE_HEADER)
     if not token:
         return None
     keyring = await runtime.remote.keyring()
@@ -168,6 +190,6 @@ def is_loopback(request: Request) -> bool:
         return host in ("localhost", "testclient")
 
 
-__all__ = ["MAX_JSON_DEPTH", "authenticate", "check_admin_key", "check_declared_length", "envelope_from",
-           "hours_param", "is_loopback",
+__all__ = ["MAX_JSON_DEPTH", "RawHeaders", "authenticate", "check_admin_key", "check_declared_length", "envelope_from",
+           "headers_of", "hours_param", "is_loopback",
            "json_depth_over", "limit_param", "raw_body", "read_json", "request_key"]

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
 from shared.errors import ProblemError, Unavailable
+from shared.http.request import headers_of
 from shared.store.base import StoreUnavailable
 
 log = logging.getLogger("multiagent.sse")
@@ -34,7 +35,7 @@ Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 def wants_event_stream(request: Request) -> bool:
     """True when the client asked for ``text/event-stream``."""
-    return "text/event-stream" in request.headers.get("accept", "").lower()
+    return "text/event-stream" in (headers_of(request).get("accept") or "").lower()
 
 
 def frame(event_id: int, event: str, data: Any) -> bytes:

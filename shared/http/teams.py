@@ -19,7 +19,15 @@ from starlette.routing import Route
 from shared.envelope import HEADER as ENVELOPE_HEADER
 from shared.envelope import EnvelopeRefused
 from shared.errors import Unavailable, recording_failure
-from shared.http.request import authenticate, check_declared_length, envelope_from, raw_body, read_json, request_key
+from shared.http.request import (
+    authenticate,
+    check_declared_length,
+    envelope_from,
+    headers_of,
+    raw_body,
+    read_json,
+    request_key,
+)
 from shared.observability.tracing import outgoing_headers as outgoing_trace_headers
 from shared.operations import OperationOutcome, OperationRequest
 from shared.remote import HOP_HEADERS
@@ -77,7 +85,7 @@ def routes(runtime: Runtime) -> list[Route]:
         envelope = await envelope_from(runtime, request, team.name, op.name)
         key = request_key(request)
         if envelope is not None and key is None:
-            if request.headers.get("x-session-id"):
+            if headers_of(request).get("x-session-id"):
                 raise EnvelopeRefused("a team-to-team hop cannot open a client session (X-Session-Id)")
             tenant = await ops.tenant_of(envelope)
             request.state.tenant = tenant
@@ -96,8 +104,8 @@ def routes(runtime: Runtime) -> list[Route]:
         from shared.http.sse import event_stream, wants_event_stream
 
         call = OperationRequest(tenant, team, op, body, request_id, envelope,
-                                session_id=sessions.session_id_from(request.headers),
-                                idempotency_key=request.headers.get("idempotency-key"))
+                                session_id=sessions.session_id_from(headers_of(request)),
+                                idempotency_key=headers_of(request).get("idempotency-key"))
         if wants_event_stream(request):
             async def work(emit: Any) -> dict[str, Any]:
                 call.events = emit

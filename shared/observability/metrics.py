@@ -72,6 +72,16 @@ class PrometheusMetrics:
                               ["team", "type"], registry=r)
         self.refusals = Counter("multiagent_budget_refusals", "Calls refused by a budget or rate limit.",
                                 ["team", "kind"], registry=r)
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once per label set: prometheus_client
+        checks the labels and takes a lock on every ``labels`` call, several per request."""
+        key = (id(metric), *labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def exposition(self) -> tuple[bytes, str]:
         """The text exposition and its content type."""
@@ -115,12 +125,12 @@ def observe_operation(outcome: OperationOutcome, *, serve_mode: bool, tool_calls
     refusal = {"budget-exceeded": "budget", "rate-limited": "rate"}.get(error or "")
     prom = _prometheus if serve_mode else None
     if prom is not None:
-        prom.requests.labels(team, operation, str(status)).inc()
-        prom.duration.labels(team, operation).observe(seconds)
+        prom.child(prom.requests, team, operation, str(status)).inc()
+        prom.child(prom.duration, team, operation).observe(seconds)
         if error:
-            prom.errors.labels(team, error).inc()
+            prom.child(prom.errors, team, error).inc()
         if refusal:
-            prom.refusals.labels(team, refusal).inc()
+            prom.child(prom.refusals, team, refusal).inc()
         return
     guard = outcome.call.guard if outcome.call is not None else None
     fields: dict[str, Any] = {
@@ -172,26 +182,26 @@ def observe_model_call(team: str, model: str, input_tokens: int, output_tokens: 
     prom = _prometheus
     if prom is None:
         return
-    prom.model_calls.labels(team, model, "ok" if ok else "error").inc()
-    prom.model_duration.labels(model).observe(seconds)
+    prom.child(prom.model_calls, team, model, "ok" if ok else "error").inc()
+    prom.child(prom.model_duration, model).observe(seconds)
     if ok:
-        prom.tokens.labels(team, model, "input").inc(input_tokens)
-        prom.tokens.labels(team, model, "output").inc(output_tokens)
-        prom.cost.labels(team, model).inc(cost_micros / 1e6)
+        prom.child(prom.tokens, team, model, "input").inc(input_tokens)
+        prom.child(prom.tokens, team, model, "output").inc(output_tokens)
+        prom.child(prom.cost, team, model).inc(cost_micros / 1e6)
 
 
 def observe_usage_anomaly(team: str, model: str) -> None:
     """Count one model answer whose reported usage was outside sane bounds."""
     prom = _prometheus
     if prom is not None:
-        prom.usage_anomalies.labels(team, model).inc()
+        prom.child(prom.usage_anomalies, team, model).inc()
 
 
 def observe_tool_call(team: str, tool: str, outcome: str) -> None:
     """Record one tool invocation: ``ok``, ``error`` or ``denied``."""
     prom = _prometheus
     if prom is not None:
-        prom.tool_calls.labels(team, tool, outcome).inc()
+        prom.child(prom.tool_calls, team, tool, outcome).inc()
 
 
 __all__ = ["METRIC_NAMES", "PrometheusMetrics", "emf_directive", "enable_prometheus", "observe_model_call",
