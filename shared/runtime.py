@@ -117,6 +117,9 @@ class Runtime:
                             "(ANTHROPIC_API_KEY with MULTIAGENT_SECRETS=env)"
                         )
                 self._provider = open_provider(name, api_key=key)
+                from shared import heap
+
+                heap.settle()  # the SDK and the catalog are loaded: out of the collector's sight from now on
             except SecretUnavailable as exc:
                 log.error("secret store unreachable while building the model provider: %s", exc)
             except BaseException as exc:  # kept and re-raised on the request path

@@ -9,7 +9,7 @@ import ipaddress
 import json
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from shared.auth import key_from_headers
 from shared.envelope import HEADER as ENVELOPE_HEADER
@@ -153,11 +153,19 @@ async def raw_body(request: Request, limit: int) -> bytes:
         return cached
     check_declared_length(request, limit)
     chunks, size = [], 0
-    async for chunk in request.stream():
+    receive = request.receive  # the messages themselves: Request.stream() is an async generator, dearer per call
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"the body is over the {limit}-byte limit", limit_bytes=limit)
         chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    request._stream_consumed = True
     request._body = b"".join(chunks)  # Request.stream()/body() serve these bytes from now on
     return request._body
 
