@@ -378,7 +378,7 @@ class Bench:
             raise RuntimeError(f"multiagent tenants create failed: {made.stderr.strip()}")
         key = json.loads(made.stdout)["api_key"]
         port = free_port()
-        extra = ["--workers", str(workers)] if workers > 1 else []
+        extra = ["--workers", str(workers)] if self.serve_workers else []  # (b) one worker, (c) two
         cpus = self.server_cpus if workers == 1 else None
         return start("serve", [*cli, "serve", "--port", str(port), *extra], env, self.workdir, cpus, port,
                      "/health"), key

@@ -515,14 +515,28 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"multiagent: {command + ': ' if command else ''}{text} (see {self.prog} --help)\n")
 
 
+def _positive_int(value: str) -> int:
+    """An integer of at least 1 (argparse reports anything else as a usage error)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{number} is not at least 1")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used by the docs)."""
     p = ArgumentParser(prog="multiagent", description="24 AI teams behind one API, with budgets.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("serve", help="gateway + all teams in one process")
+    s = sub.add_parser("serve", help="gateway + all teams (one process per worker)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--workers", type=_positive_int, default=None,
+                   help="worker processes sharing the port and the store (default: the CPUs this process may use)")
+    s.add_argument("--_worker-fd", dest="worker_fd", type=int, default=None, help=argparse.SUPPRESS)
     s.set_defaults(fn="shared.cli.serve:cmd_serve")  # the HTTP stack loads for this command only
 
     s = sub.add_parser("teams", help="list teams and operations")

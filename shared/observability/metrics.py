@@ -55,7 +55,10 @@ class PrometheusMetrics:
                                 ["team", "operation", "status"], registry=r)
         self.duration = Histogram("multiagent_request_duration_seconds", "Team operation latency (seconds).",
                                   ["team", "operation"], buckets=LATENCY_BUCKETS, registry=r)
-        self.inflight = Gauge("multiagent_inflight_requests", "Team operation calls in progress.", registry=r)
+        # several workers (serve --workers): every value lives in PROMETHEUS_MULTIPROC_DIR, summed on scrape
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        self.inflight = Gauge("multiagent_inflight_requests", "Team operation calls in progress.", registry=r,
+                              multiprocess_mode="livesum")
         self.usage_anomalies = Counter("multiagent_usage_anomalies", "Model answers whose usage was outside sane "
                                        "bounds, charged at the reserved worst case.", ["team", "model"], registry=r)
         self.model_calls = Counter("multiagent_model_calls", "Model API calls by team and model.",
@@ -85,8 +88,14 @@ class PrometheusMetrics:
 
     def exposition(self) -> tuple[bytes, str]:
         """The text exposition and its content type."""
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+        if self.multiprocess:
+            from prometheus_client.multiprocess import MultiProcessCollector
+
+            every_worker = CollectorRegistry()
+            MultiProcessCollector(every_worker)
+            return generate_latest(every_worker), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 

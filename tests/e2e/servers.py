@@ -37,12 +37,13 @@ def server_env(store_url: str, model_url: str | None = None, **extra: str) -> di
 class ServeProcess:
     """One ``multiagent serve`` on a free port."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], workers: int | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.NamedTemporaryFile(prefix="serve-", suffix=".log", delete=False)  # noqa: SIM115
+        extra = ["--workers", str(workers)] if workers is not None else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "serve", "--port", str(self.port)], env=env, cwd=ROOT,
+            [sys.executable, "-m", "shared.cli", "serve", "--port", str(self.port), *extra], env=env, cwd=ROOT,
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
         )
 

@@ -161,7 +161,7 @@ def test_serve_refuses_too_many_headers_and_ignores_forwarded_for_from_a_peer_it
 def test_serve_believes_a_configured_proxy_and_caps_concurrency(tmp_path: Path) -> None:
     env = server_env(f"sqlite:///{tmp_path}/store.db", MULTIAGENT_LOG_LEVEL="WARNING",
                      MULTIAGENT_TRUSTED_PROXIES="127.0.0.1", MULTIAGENT_MAX_CONCURRENCY="3")
-    server = ServeProcess(env).wait_ready()
+    server = ServeProcess(env, workers=1).wait_ready()  # the cap is per process: one worker holds all three
     try:
         # the loopback peer is now a trusted proxy: the client is the address it forwards
         metrics = httpx.get(server.url + "/metrics", headers={"x-forwarded-for": FORGED}, timeout=10)
