@@ -162,6 +162,6 @@ def _forget_worker_metrics(pid: int) -> None:
     try:
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(pid)
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
     except Exception:  # noqa: BLE001 - metrics never stop a shutdown
         pass

@@ -94,7 +94,7 @@ class PrometheusMetrics:
             from prometheus_client.multiprocess import MultiProcessCollector
 
             every_worker = CollectorRegistry()
-            MultiProcessCollector(every_worker)
+            MultiProcessCollector(every_worker)  # type: ignore[no-untyped-call]
             return generate_latest(every_worker), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
