@@ -537,7 +537,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=_positive_int, default=None,
                    help="worker processes sharing the port and the store (default: the CPUs this process may use)")
     s.add_argument("--_worker-fd", dest="worker_fd", type=int, default=None, help=argparse.SUPPRESS)
-    s.add_argument("--_ready-fd", dest="ready_fd", type=int, default=None, help=argparse.SUPPRESS)
     s.set_defaults(fn="shared.cli.serve:cmd_serve")  # the HTTP stack loads for this command only
 
     s = sub.add_parser("teams", help="list teams and operations")

@@ -44,23 +44,14 @@ def grace_seconds(environ: dict[str, str] | None = None) -> float:
 
 
 _signals: list[int] = []
-_server: Any = None
 
 
 def _after_uvicorn(signum: int, frame: Any) -> None:
     _signals.append(signum)  # uvicorn has already shut down gracefully; nothing left to do
-    if _server is not None:
-        _server.should_exit = True  # arrived before uvicorn took the signals over: it stops as soon as it started
 
 
-def prepare(server: Any = None) -> None:
-    """Before ``uvicorn.run``: make the signal uvicorn re-raises after its shutdown a no-op.
-
-    With ``server`` (a ``uvicorn.Server``), a signal that arrives after this but before
-    uvicorn installs its own handlers is not lost: the server starts, stops at once and
-    exits 0 (a worker of ``serve --workers`` can be told to stop while it is starting)."""
-    global _server
-    _server = server
+def prepare() -> None:
+    """Before ``uvicorn.run``: make the signal uvicorn re-raises after its shutdown a no-op."""
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _after_uvicorn)
 
